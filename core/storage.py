@@ -1,0 +1,126 @@
+"""Content-addressed object storage behind one interface (local disk now, S3 later).
+
+Callers only ever see keys: nothing outside this module may assume a path on disk.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+from flask import current_app
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str  # the sha256 of the bytes
+    size: int
+
+
+class Storage(Protocol):
+    def put_stream(self, stream: BinaryIO, max_bytes: int | None = None) -> Stored: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def read(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+
+
+class TooLarge(Exception):
+    pass
+
+
+class LocalStorage:
+    """Objects under root/objects/ab/cd/<key>; derived objects (thumbs/...) under their own key."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if "/" in key:
+            namespace, name = key.split("/", 1)
+            if "/" in name or name in ("", ".", ".."):
+                raise ValueError(f"bad storage key {key!r}")
+            return self.root / namespace / name[:2] / name
+        if len(key) != 64 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"bad storage key {key!r}")
+        return self.root / "objects" / key[:2] / key[2:4] / key
+
+    def _atomic_write(self, target: Path, fill) -> None:
+        # Written beside its final place and renamed: a reader never sees half a file, and a crash
+        # leaves only a temp file, never a wrong object under a valid key.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                fill(out)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_stream(self, stream: BinaryIO, max_bytes: int | None = None) -> Stored:
+        """Store a stream under its sha256; an object already there is kept (de-duplication)."""
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise TooLarge(f"larger than {max_bytes // (1024 * 1024)} MB")
+                    digest.update(chunk)
+                    out.write(chunk)
+            key = digest.hexdigest()
+            target = self._path(key)
+            if target.exists():
+                os.unlink(tmp)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)
+            return Stored(key, size)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._atomic_write(self._path(key), lambda out: out.write(data))
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def read(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def wipe(self) -> None:
+        """Remove every object (tests and instance resets only)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+
+
+def storage_from_url(url: str) -> Storage:
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return LocalStorage(Path(parsed.path if parsed.scheme else url))
+    raise ValueError(f"unsupported STORAGE_URL scheme {parsed.scheme!r} (file:// is supported)")
+
+
+def get_storage() -> Storage:
+    """The app's storage backend, built once per app."""
+    app = current_app._get_current_object()
+    if "loupe.storage" not in app.extensions:
+        app.extensions["loupe.storage"] = storage_from_url(app.config["STORAGE_URL"])
+    return app.extensions["loupe.storage"]

@@ -1,0 +1,16 @@
+"""Every model, imported once so Alembic and the app see the whole schema."""
+
+from models.annotation import Annotation, AnnotationRevision, Review
+from models.dataset import Dataset, DatasetMember, DatasetType, Role
+from models.image import Folder, Image, ImageState, ImageTag, Split, Tag
+from models.jobs import ImportItem, ImportItemStatus, Job, JobStatus, Upload
+from models.label import Label
+from models.team import Assignment, LabelingTask, Workforce, WorkforceMember
+from models.user import ApiToken, User
+
+__all__ = [
+    "Annotation", "AnnotationRevision", "ApiToken", "Assignment", "Dataset", "DatasetMember",
+    "DatasetType", "Folder", "Image", "ImageState", "ImageTag", "ImportItem", "ImportItemStatus",
+    "Job", "JobStatus", "Label", "LabelingTask", "Review", "Role", "Split", "Tag", "Upload",
+    "User", "Workforce", "WorkforceMember",
+]

@@ -1,0 +1,323 @@
+"""Images: uploading into the ledger, the grid's keyset pages, and bulk changes."""
+
+import posixpath
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import delete, exists, func, select, update
+
+from core.errors import Conflict, Invalid, NotFound
+from core.extensions import db
+from core.permissions import sees_all_images, visible_images
+from core.storage import TooLarge, get_storage
+from models import Dataset, Folder, Image, ImageState, ImageTag, ImportItem, ImportItemStatus, Job, Split, Tag, Upload, User
+from services import imaging
+from services.jobs import start_job
+
+PAGE = 100
+MAX_NAME = 255
+MAX_BULK = 1000
+
+
+def parse_split(value) -> Split:
+    try:
+        return Split(value)
+    except ValueError:
+        raise Invalid(f"Unknown split {value!r}; use one of {', '.join(s.value for s in Split)}", details={"field": "split"}) from None
+
+
+def parse_state(value) -> ImageState:
+    try:
+        return ImageState(value)
+    except ValueError:
+        raise Invalid(f"Unknown state {value!r}; use one of {', '.join(s.value for s in ImageState)}", details={"field": "state"}) from None
+
+
+def clean_folder_path(path: str) -> str:
+    """A relative folder path with forward slashes; refuses anything that climbs out ('..')."""
+    path = (path or "").replace("\\", "/").strip().strip("/")
+    if not path:
+        return ""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise Invalid(f"Folder path {path!r} may not contain '..'", details={"field": "folder"})
+    path = "/".join(parts)
+    if len(path) > 1024:
+        raise Invalid("Folder path is longer than 1024 characters", details={"field": "folder"})
+    return path
+
+
+# ---- uploads -------------------------------------------------------------------------------
+
+
+@dataclass
+class FileOutcome:
+    name: str
+    stored: bool
+    reason: str = ""
+    item_id: int | None = None
+    size: int = 0
+
+
+def begin_upload(dataset: Dataset, user: User, split: str | None = None) -> Upload:
+    """Open an upload batch that files are added to before its import job runs."""
+    upload = Upload(dataset_id=dataset.id, user_id=user.id, split=parse_split(split or "unassigned").value)
+    db.session.add(upload)
+    db.session.commit()
+    return upload
+
+
+def get_upload(dataset: Dataset, upload_id: int, user: User) -> Upload:
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.dataset_id != dataset.id or (upload.user_id != user.id and not user.is_admin):
+        raise NotFound(f"Upload {upload_id} not found")
+    if upload.job_id is not None:
+        raise Conflict("This upload was already finished; start a new one")
+    return upload
+
+
+def _split_path(raw_name: str, folder: str) -> tuple[str, str]:
+    """File name and folder path from a browser's relative path (folder drops) plus a folder field."""
+    raw = (raw_name or "").replace("\\", "/")
+    directory, name = posixpath.split(raw)
+    return name.strip(), clean_folder_path("/".join(p for p in (folder, directory) if p))
+
+
+def add_file(upload: Upload, raw_name: str, stream: BinaryIO, folder: str = "") -> FileOutcome:
+    """Store one file's bytes and record it in the ledger; a bad file is recorded as failed."""
+    config = current_app.config
+    name = raw_name or ""
+    try:
+        name, folder_path = _split_path(raw_name, folder)
+    except Invalid as exc:
+        return _failed(upload, name, exc.message)
+    if not name:
+        return _failed(upload, raw_name or "(no name)", "the file has no name")
+    if len(name) > MAX_NAME:
+        return _failed(upload, name[:MAX_NAME], f"the file name is longer than {MAX_NAME} characters")
+    try:
+        stored = get_storage().put_stream(stream, max_bytes=config["LOUPE_MAX_IMAGE_BYTES"])
+    except TooLarge as exc:
+        return _failed(upload, name, f"the file is {exc}")
+    if stored.size == 0:
+        return _failed(upload, name, "the file is empty")
+    # A header check now gives an uploader an immediate answer for non-images and pixel bombs;
+    # the import job decodes fully and catches what only a decode finds (truncated data).
+    try:
+        with get_storage().open(stored.key) as fh:
+            imaging.inspect(fh, config["LOUPE_MAX_IMAGE_PIXELS"])
+    except imaging.ImageRejected as exc:
+        release_if_unused(stored.key)
+        return _failed(upload, name, str(exc))
+    item = ImportItem(upload_id=upload.id, file_name=name, folder_path=folder_path, storage_key=stored.key, byte_size=stored.size)
+    db.session.add(item)
+    db.session.commit()
+    return FileOutcome(name, True, item_id=item.id, size=stored.size)
+
+
+def _failed(upload: Upload, name: str, reason: str) -> FileOutcome:
+    item = ImportItem(upload_id=upload.id, file_name=name[:MAX_NAME], status=ImportItemStatus.failed, reason=reason)
+    db.session.add(item)
+    db.session.commit()
+    return FileOutcome(name, False, reason, item_id=item.id)
+
+
+def finish_upload(upload: Upload, user: User) -> Job:
+    """Close the batch and start its import job."""
+    total = db.session.scalar(select(func.count()).where(ImportItem.upload_id == upload.id))
+    if not total:
+        raise Invalid("No files were sent in this upload", details={"field": "files"})
+    dataset = db.session.get(Dataset, upload.dataset_id)
+    job = start_job("import", "workers.imports.import_upload", upload.id, queue="imports", dataset=dataset, user=user, total=total)
+    upload.job_id = job.id
+    db.session.commit()
+    return job
+
+
+def upload_outcomes(upload_id: int, failed_only: bool = False, limit: int = 1000) -> list[ImportItem]:
+    query = select(ImportItem).where(ImportItem.upload_id == upload_id)
+    if failed_only:
+        query = query.where(ImportItem.status.in_([ImportItemStatus.failed, ImportItemStatus.duplicate]))
+    return db.session.scalars(query.order_by(ImportItem.id).limit(limit)).all()
+
+
+# ---- the grid ------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageFilter:
+    split: str = ""
+    state: str = ""
+    folder: str = ""
+    search: str = ""
+    tag: str = ""
+    after: int = 0
+    limit: int = PAGE
+
+    def validate(self) -> "ImageFilter":
+        if self.split:
+            parse_split(self.split)
+        if self.state:
+            parse_state(self.state)
+        if not 1 <= self.limit <= PAGE:
+            raise Invalid(f"limit must be between 1 and {PAGE}", details={"field": "limit"})
+        if self.after < 0:
+            raise Invalid("cursor must be a non-negative image id", details={"field": "cursor"})
+        return self
+
+    def args(self) -> dict:
+        """The filters as query arguments (empty ones left out), for links to more of the same."""
+        values = {"split": self.split, "state": self.state, "folder": self.folder, "search": self.search, "tag": self.tag}
+        return {k: v for k, v in values.items() if v}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.split or self.state or self.folder or self.search or self.tag)
+
+
+def _filtered(dataset: Dataset, user: User, f: ImageFilter):
+    query = visible_images(select(Image), user, dataset)
+    if f.split:
+        query = query.where(Image.split == parse_split(f.split))
+    if f.state:
+        query = query.where(Image.state == parse_state(f.state))
+    if f.folder:
+        folder_id = db.session.scalar(select(Folder.id).where(Folder.dataset_id == dataset.id, Folder.path == clean_folder_path(f.folder)))
+        query = query.where(Image.folder_id == folder_id) if folder_id else query.where(False)
+    if f.search:
+        pattern = "%" + f.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(Image.file_name.ilike(pattern, escape="\\"))
+    if f.tag:
+        query = query.where(exists().where(ImageTag.image_id == Image.id, ImageTag.tag_id == Tag.id, Tag.name == f.tag, Tag.dataset_id == dataset.id))
+    return query
+
+
+def grid_page(dataset: Dataset, user: User, f: ImageFilter) -> tuple[list[Image], int | None]:
+    """One keyset page of images (id order) and the cursor of the next page, if any."""
+    f.validate()
+    query = _filtered(dataset, user, f).where(Image.id > f.after).order_by(Image.id).limit(f.limit + 1)
+    images = db.session.scalars(query).all()
+    next_cursor = images[f.limit - 1].id if len(images) > f.limit else None
+    return list(images[: f.limit]), next_cursor
+
+
+def count_images(dataset: Dataset, user: User, f: ImageFilter, cap: int | None = None) -> int:
+    """How many images match; unfiltered counts come from the dataset's counter."""
+    if not f.active and sees_all_images(user, dataset):
+        return dataset.image_count
+    inner = _filtered(dataset, user, f).with_only_columns(Image.id)
+    if cap:
+        inner = inner.limit(cap)
+    return db.session.scalar(select(func.count()).select_from(inner.subquery()))
+
+
+def folders_of(dataset: Dataset) -> list[str]:
+    return db.session.scalars(select(Folder.path).where(Folder.dataset_id == dataset.id).order_by(Folder.path)).all()
+
+
+def get_by_external_id(dataset: Dataset, user: User, external_id: str) -> Image:
+    image = db.session.scalar(visible_images(select(Image), user, dataset).where(Image.external_id == external_id))
+    if image is None:
+        raise NotFound(f"No image with external_id {external_id!r} in dataset {dataset.id}")
+    return image
+
+
+# ---- changes -------------------------------------------------------------------------------
+
+
+def _ids(dataset: Dataset, image_ids) -> list[int]:
+    if not isinstance(image_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in image_ids):
+        raise Invalid("image_ids must be a list of integer ids", details={"field": "image_ids"})
+    if len(image_ids) > MAX_BULK:
+        raise Invalid(f"At most {MAX_BULK} images at once", details={"field": "image_ids"})
+    found = db.session.scalars(select(Image.id).where(Image.dataset_id == dataset.id, Image.id.in_(image_ids))).all()
+    missing = sorted(set(image_ids) - set(found))
+    if missing:
+        raise NotFound(f"Images not in this dataset: {', '.join(map(str, missing[:20]))}", details={"image_ids": missing[:100]})
+    return list(found)
+
+
+def ids_by_names(dataset: Dataset, names) -> list[int]:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise Invalid("names must be a list of file names", details={"field": "names"})
+    if len(names) > MAX_BULK:
+        raise Invalid(f"At most {MAX_BULK} images at once", details={"field": "names"})
+    return list(db.session.scalars(select(Image.id).where(Image.dataset_id == dataset.id, Image.file_name.in_(names))))
+
+
+def set_split(dataset: Dataset, image_ids, split: str) -> int:
+    """Set the split of many images of one dataset."""
+    ids = _ids(dataset, image_ids)
+    db.session.execute(update(Image).where(Image.dataset_id == dataset.id, Image.id.in_(ids)).values(split=parse_split(split)))
+    db.session.commit()
+    return len(ids)
+
+
+def delete_images(dataset: Dataset, image_ids) -> int:
+    """Delete images and every stored file no other image still references."""
+    ids = _ids(dataset, image_ids)
+    rows = db.session.execute(select(Image.storage_key, Image.byte_size).where(Image.id.in_(ids))).all()
+    db.session.execute(delete(Image).where(Image.id.in_(ids)))
+    dataset.image_count = Dataset.image_count - len(rows)
+    dataset.total_bytes = Dataset.total_bytes - sum(size for _, size in rows)
+    db.session.commit()
+    for key, _ in rows:
+        release_if_unused(key)
+    return len(rows)
+
+
+def release_if_unused(key: str) -> None:
+    """Remove a stored object (and its thumbnail) when no image and no pending upload uses it."""
+    in_use = db.session.scalar(select(exists().where(Image.storage_key == key))) or db.session.scalar(
+        select(exists().where(ImportItem.storage_key == key, ImportItem.status == ImportItemStatus.pending))
+    )
+    if not in_use:
+        storage = get_storage()
+        storage.delete(key)
+        storage.delete(f"thumbs/{key}.jpg")
+
+
+def update_image(image: Image, **changes) -> Image:
+    """Change an image's split, folder or tags."""
+    unknown = set(changes) - {"split", "folder", "tags"}
+    if unknown:
+        raise Invalid(f"Cannot change {', '.join(sorted(unknown))}; use split, folder or tags")
+    if "split" in changes:
+        image.split = parse_split(changes["split"])
+    if "folder" in changes:
+        path = clean_folder_path(changes["folder"] or "")
+        image.folder_id = folder_for(image.dataset_id, path) if path else None
+    if "tags" in changes:
+        tags = changes["tags"]
+        if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 100 for t in tags):
+            raise Invalid("tags must be a list of names of 1 to 100 characters", details={"field": "tags"})
+        image.tags = [tag_for(image.dataset_id, name.strip()) for name in dict.fromkeys(tags)]
+    db.session.commit()
+    return image
+
+
+def tag_for(dataset_id: int, name: str) -> Tag:
+    tag = db.session.scalar(select(Tag).where(Tag.dataset_id == dataset_id, Tag.name == name))
+    if tag is None:
+        tag = Tag(dataset_id=dataset_id, name=name)
+        db.session.add(tag)
+        db.session.flush()
+    return tag
+
+
+def folder_for(dataset_id: int, path: str) -> int:
+    """The id of a folder path, creating it and its parents as needed."""
+    parent_id = None
+    prefix = []
+    for part in path.split("/"):
+        prefix.append(part)
+        current = "/".join(prefix)
+        folder_id = db.session.scalar(select(Folder.id).where(Folder.dataset_id == dataset_id, Folder.path == current))
+        if folder_id is None:
+            folder = Folder(dataset_id=dataset_id, path=current, parent_id=parent_id)
+            db.session.add(folder)
+            db.session.flush()
+            folder_id = folder.id
+        parent_id = folder_id
+    return parent_id
