@@ -2,9 +2,9 @@
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
-import time
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from flask_migrate import upgrade
 
-    from core.queues import get_redis, redis_url_of
+    from core.queues import get_redis, redis_url_of, stop_embedded_redis
     from services.accounts import create_user, needs_first_admin
 
     app = create_app()
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         if needs_first_admin():
             user, password = create_user("admin@localhost", display_name="Admin", is_admin=True)
             credentials = (user.email, password)
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], env=os.environ.copy())
+    here = os.path.dirname(os.path.abspath(__file__))
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=here, env=os.environ.copy())
     url = f"http://{args.host}:{args.port}/"
     print(f"\nLoupe is running at {url}")
     if credentials:
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("Sign in with an existing account (create one: flask --app app users create EMAIL --admin).")
     print(f"Data lives in {app.config['LOUPE_INSTANCE_DIR']}. Stop with Ctrl+C.\n", flush=True)
+    # A plain `kill` must also stop the worker and the embedded Redis, not orphan them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         from waitress import serve
 
@@ -164,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
             worker.wait(timeout=10)
         except subprocess.TimeoutExpired:
             worker.kill()
-        time.sleep(0.1)
+        with app.app_context():
+            stop_embedded_redis(get_redis())
 
 
 if __name__ == "__main__":

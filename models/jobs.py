@@ -92,4 +92,8 @@ class ImportItem(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     image_id: Mapped[int | None] = mapped_column(BigId)
 
-    __table_args__ = (Index("ix_import_item_upload", "upload_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_import_item_upload", "upload_id", "status", "id"),
+        # Deleting an image asks whether a pending upload still needs its file.
+        Index("ix_import_item_storage_key", "storage_key"),
+    )

@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound, parse_choice
 from core.extensions import db
 from core.permissions import visible_datasets
-from models import Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Role, User
+from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Role, User
 from services.jobs import start_job
 
 SORTS = {"name": Dataset.name, "created_at": Dataset.created_at, "image_count": Dataset.image_count}
@@ -16,11 +16,7 @@ MAX_DESCRIPTION = 5000
 
 
 def parse_type(value) -> DatasetType:
-    try:
-        return DatasetType(value)
-    except ValueError:
-        allowed = ", ".join(t.value for t in DatasetType)
-        raise Invalid(f"Unknown dataset type {value!r}; use one of {allowed}", details={"field": "type"}) from None
+    return parse_choice(DatasetType, value, "type", "dataset type")
 
 
 def _clean_name(name) -> str:
@@ -129,10 +125,7 @@ def request_refresh_counters(dataset: Dataset, user: User) -> Job:
 
 
 def parse_role(value) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise Invalid(f"Unknown role {value!r}; use one of {', '.join(r.value for r in Role)}", details={"field": "role"}) from None
+    return parse_choice(Role, value, "role", "role")
 
 
 def list_members(dataset: Dataset) -> list[DatasetMember]:
@@ -174,8 +167,12 @@ def recount(dataset_id: int) -> None:
     annotated = db.session.scalar(
         select(func.count(Image.id)).where(Image.dataset_id == dataset_id, Image.state.not_in([ImageState.unlabeled]))
     )
+    annotations = db.session.scalar(
+        select(func.count(Annotation.id)).join(Image, Image.id == Annotation.image_id).where(Image.dataset_id == dataset_id)
+    )
     dataset = db.session.get(Dataset, dataset_id)
-    dataset.image_count, dataset.total_bytes, dataset.annotated_count = count, int(total), annotated
+    dataset.image_count, dataset.total_bytes = count, int(total)
+    dataset.annotated_count, dataset.annotation_count = annotated, annotations
 
 
 def stats(dataset: Dataset) -> dict:

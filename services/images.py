@@ -7,7 +7,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import delete, exists, func, select, update
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound, parse_choice
 from core.extensions import db
 from core.permissions import sees_all_images, visible_images
 from core.storage import TooLarge, get_storage
@@ -21,17 +21,11 @@ MAX_BULK = 1000
 
 
 def parse_split(value) -> Split:
-    try:
-        return Split(value)
-    except ValueError:
-        raise Invalid(f"Unknown split {value!r}; use one of {', '.join(s.value for s in Split)}", details={"field": "split"}) from None
+    return parse_choice(Split, value, "split", "split")
 
 
 def parse_state(value) -> ImageState:
-    try:
-        return ImageState(value)
-    except ValueError:
-        raise Invalid(f"Unknown state {value!r}; use one of {', '.join(s.value for s in ImageState)}", details={"field": "state"}) from None
+    return parse_choice(ImageState, value, "state", "state")
 
 
 def clean_folder_path(path: str) -> str:
@@ -100,11 +94,11 @@ def add_file(upload: Upload, raw_name: str, stream: BinaryIO, folder: str = "") 
         stored = get_storage().put_stream(stream, max_bytes=config["LOUPE_MAX_IMAGE_BYTES"])
     except TooLarge as exc:
         return _failed(upload, name, f"the file is {exc}")
-    if stored.size == 0:
-        return _failed(upload, name, "the file is empty")
     # A header check now gives an uploader an immediate answer for non-images and pixel bombs;
     # the import job decodes fully and catches what only a decode finds (truncated data).
     try:
+        if stored.size == 0:
+            raise imaging.ImageRejected("the file is empty")
         with get_storage().open(stored.key) as fh:
             imaging.inspect(fh, config["LOUPE_MAX_IMAGE_PIXELS"])
     except imaging.ImageRejected as exc:

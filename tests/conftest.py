@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from core.extensions import db
-from core.queues import QUEUES, get_queue, get_redis, redis_url_of
+from core.queues import QUEUES, get_queue, get_redis, redis_url_of, stop_embedded_redis
 from core.storage import get_storage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,7 @@ def app(backend):
     yield app
     with app.app_context():
         get_redis().flushdb()
+        stop_embedded_redis(get_redis(), save=False)
 
 
 def _clean(app):

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9e434f72ab3b
+Revision ID: 0c6858f0d041
 Revises: 
-Create Date: 2026-11-24 12:21:06.686029
+Create Date: 2026-11-24 12:25:21.870302
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '9e434f72ab3b'
+revision = '0c6858f0d041'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -310,6 +310,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_import_item'))
     )
     with op.batch_alter_table('import_item', schema=None) as batch_op:
+        batch_op.create_index('ix_import_item_storage_key', ['storage_key'], unique=False)
         batch_op.create_index('ix_import_item_upload', ['upload_id', 'status', 'id'], unique=False)
 
     op.create_table('review',
@@ -339,6 +340,7 @@ def downgrade():
     op.drop_table('review')
     with op.batch_alter_table('import_item', schema=None) as batch_op:
         batch_op.drop_index('ix_import_item_upload')
+        batch_op.drop_index('ix_import_item_storage_key')
 
     op.drop_table('import_item')
     with op.batch_alter_table('image_tag', schema=None) as batch_op:
