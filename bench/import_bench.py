@@ -491,7 +491,7 @@ def _run(args, n, width, height, tmp: Path) -> int:
             "ratio": round(ratio, 3), "target_ratio": TARGET_RATIO, "ratio_ok": ratio >= TARGET_RATIO,
             "worker_peak_rss_mb": round(max(watch.worker_kb, watch.horse_kb) / 1024, 1),
             "worker_main_peak_rss_mb": round(watch.worker_kb / 1024, 1), "worker_horse_peak_rss_mb": round(watch.horse_kb / 1024, 1),
-            "upload_mode": f"flask test client, {step} file(s)/request",
+            "upload_mode": f"flask test client, {step} file(s)/request", "loadavg_1m": round(os.getloadavg()[0], 2),
         }
         if profile:
             figures["profile_ms_per_image"] = profile

@@ -4,7 +4,9 @@ from flask import Flask, g, request
 from flask_login import current_user
 
 from core.errors import Unauthorized
-from core.extensions import api, csrf, login_manager
+# Not imported as `api`: importing the blueprints.api package rebinds that name in this module.
+from core.extensions import api as openapi
+from core.extensions import csrf, login_manager
 from core.extensions import db
 from models import User
 from services.accounts import user_for_token
@@ -18,7 +20,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     for bp in API_BLUEPRINTS:
         csrf.exempt(bp)  # the API authenticates by token only, never by cookie, so CSRF cannot apply
-        api.register_blueprint(bp)
+        openapi.register_blueprint(bp)
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:

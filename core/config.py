@@ -62,6 +62,8 @@ def load_config(overrides: dict | None = None) -> dict:
         # 12000x9000 photos are a real use case (SPEC section 7); 30000x30000 is a bomb.
         "LOUPE_MAX_IMAGE_PIXELS": _int("LOUPE_MAX_IMAGE_PIXELS", 200_000_000),
         "LOUPE_THUMBNAIL_SIZE": _int("LOUPE_THUMBNAIL_SIZE", 256),
+        # Threads one import job decodes with; Pillow releases the GIL, so this uses more cores.
+        "LOUPE_IMPORT_THREADS": _int("LOUPE_IMPORT_THREADS", min(4, os.cpu_count() or 1)),
         "LOUPE_LOGIN_ATTEMPTS": _int("LOUPE_LOGIN_ATTEMPTS", 5),
         "LOUPE_LOGIN_WINDOW_S": _int("LOUPE_LOGIN_WINDOW_S", 900),
         "LOUPE_JOB_TIMEOUT_S": _int("LOUPE_JOB_TIMEOUT_S", 6 * 3600),

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from core.errors import Conflict, Invalid, NotFound, parse_choice
 from core.extensions import db
 from core.permissions import visible_datasets
-from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Role, User
+from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, Role, User
 from services.jobs import start_job
 
 SORTS = {"name": Dataset.name, "created_at": Dataset.created_at, "image_count": Dataset.image_count}
@@ -90,6 +90,15 @@ def preview_image_ids(datasets: list[Dataset], per_dataset: int = 4) -> dict[int
         d.id: list(db.session.scalars(select(Image.id).where(Image.dataset_id == d.id).order_by(Image.id).limit(per_dataset)))
         for d in datasets
     }
+
+
+def labels_of(datasets: list[Dataset]) -> dict[int, list[Label]]:
+    """Each dataset's labels in display order, in one query for all of them."""
+    by_dataset = {d.id: [] for d in datasets}
+    query = select(Label).where(Label.dataset_id.in_(list(by_dataset))).order_by(Label.position, Label.id)
+    for label in db.session.scalars(query):
+        by_dataset[label.dataset_id].append(label)
+    return by_dataset
 
 
 def update_dataset(dataset: Dataset, **changes) -> Dataset:

@@ -129,6 +129,13 @@ def finish_upload(upload: Upload, user: User) -> Job:
     return job
 
 
+def discard_upload(upload: Upload) -> None:
+    """Drop a batch that will never be imported (nothing in it could be stored) and its ledger."""
+    db.session.execute(delete(ImportItem).where(ImportItem.upload_id == upload.id))
+    db.session.delete(upload)
+    db.session.commit()
+
+
 def upload_outcomes(upload_id: int, failed_only: bool = False, limit: int = 1000) -> list[ImportItem]:
     query = select(ImportItem).where(ImportItem.upload_id == upload_id)
     if failed_only:

@@ -61,7 +61,11 @@ def _open(stream: BinaryIO, max_pixels: int) -> PILImage.Image:
     return image
 
 
-def _orientation(image: PILImage.Image) -> int:
+def _orientation(image: PILImage.Image, header_only: bool = False) -> int:
+    if header_only and image.format == "PNG" and "exif" not in image.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the
+        # pixels; a header check must not (a 200 MP PNG is 600 MB decoded, in a web request).
+        return 1
     try:
         value = image.getexif().get(EXIF_ORIENTATION, 1)
     except Exception:
@@ -72,7 +76,7 @@ def _orientation(image: PILImage.Image) -> int:
 def inspect(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     """Read only the header: format, size, orientation. Cheap enough for the upload request."""
     image = _open(stream, max_pixels)
-    orientation = _orientation(image)
+    orientation = _orientation(image, header_only=True)
     width, height = image.size
     if orientation in TRANSPOSED:
         width, height = height, width

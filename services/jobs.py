@@ -1,11 +1,14 @@
 """Job rows: create-and-enqueue, cancel, re-run, and reconciling rows whose worker died."""
 
+import os
+import socket
 import uuid
 
 from redis.exceptions import RedisError
+from rq import Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.errors import Conflict, Unavailable
 from core.extensions import db
@@ -48,7 +51,34 @@ def _rq_job(job: Job) -> RQJob | None:
 
 
 def _worker_alive(rq_job: RQJob) -> bool:
-    return bool(rq_job.worker_name) and bool(get_redis().exists(f"rq:worker:{rq_job.worker_name}"))
+    """Whether the worker that started this job still exists.
+
+    A SIGKILLed worker (OOM, power cut) never deregisters: its `rq:worker:<name>` key lives until
+    its TTL runs out (job_monitoring_interval + 60 s while busy, worker_ttl + 60 s otherwise), so
+    the key alone says "alive" for minutes. A worker on this machine is also checked by its pid.
+    """
+    if not rq_job.worker_name:
+        return False
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + rq_job.worker_name, connection=get_redis())
+    if worker is None or worker.death_date is not None:
+        return False
+    if worker.pid and worker.hostname == socket.gethostname():
+        return _pid_alive(worker.pid)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, but belongs to another user
+    try:  # a killed child not yet reaped by its parent (the `python app.py` launcher) is a zombie
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def reconcile(job: Job) -> Job:
@@ -73,17 +103,21 @@ def reconcile(job: Job) -> Job:
 def cancel_job(job: Job) -> Job:
     """Cancel a queued job at once; ask a running one to stop between items."""
     reconcile(job)
-    if not job.status.active:
-        raise Conflict(f"The job is already {job.status.value}")
     if job.status == JobStatus.queued:
         rq_job = _rq_job(job)
         if rq_job is not None:
             rq_job.cancel()
         job.status, job.finished_at, job.message = JobStatus.cancelled, utcnow(), "Cancelled before it started"
-    else:
-        job.cancel_requested = True
-        job.message = "Cancelling…"
+        db.session.commit()
+        return job
+    # Conditional, so a job that finishes at this very moment is not left flagged "Cancelling…".
+    flagged = db.session.execute(
+        update(Job).where(Job.id == job.id, Job.status == JobStatus.running).values(cancel_requested=True, message="Cancelling…")
+    ).rowcount
     db.session.commit()
+    db.session.refresh(job)
+    if not flagged:
+        raise Conflict(f"The job is already {job.status.value}")
     return job
 
 
@@ -95,6 +129,11 @@ def rerun_job(job: Job) -> Job:
     job.status, job.cancel_requested, job.finished_at = JobStatus.queued, False, None
     job.message = "Waiting for a worker"
     db.session.commit()
+    stale = _rq_job(job)
+    if stale is not None:
+        # The id is enqueued again: drop the dead run's entries in rq's registries first, or rq's
+        # StartedJobRegistry.cleanup() would later fail the new run as abandoned.
+        stale.delete()
     _enqueue(job)
     return job
 

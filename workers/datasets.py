@@ -14,7 +14,7 @@ CHUNK = 500
 def delete_dataset(job_id: str, dataset_id: int) -> dict:
     """Delete a dataset's images in chunks, then the dataset; files no other image uses go too."""
     with app_context(), job_run(job_id) as run:
-        deleted = 0
+        deleted = run.job.done  # a re-run continues the count of the run that died
         while db.session.get(Dataset, dataset_id) is not None:
             rows = db.session.execute(
                 select(Image.id, Image.storage_key).where(Image.dataset_id == dataset_id).order_by(Image.id).limit(CHUNK)
@@ -24,12 +24,11 @@ def delete_dataset(job_id: str, dataset_id: int) -> dict:
                 db.session.commit()
                 break
             db.session.execute(delete(Image).where(Image.id.in_([r.id for r in rows])))
-            db.session.commit()
+            deleted += len(rows)
+            run.progress(deleted, max(run.job.total, deleted), f"Deleted {deleted} images", force=True)
             # After the commit, so a crash here leaves at most an orphan file, never a row without one.
             for row in rows:
                 release_if_unused(row.storage_key)
-            deleted += len(rows)
-            run.progress(deleted, max(run.job.total, deleted), f"Deleted {deleted} images")
         run.job.result = {"deleted_images": deleted}
         run.job.message = f"Dataset deleted ({deleted} images)"
         return run.job.result

@@ -83,7 +83,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_workforce_member_user_id_user'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workforce_id'], ['workforce.id'], name=op.f('fk_workforce_member_workforce_id_workforce'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_workforce_member')),
-    sa.UniqueConstraint('workforce_id', 'user_id', name=op.f('uq_workforce_member_workforce_id'))
+    sa.UniqueConstraint('workforce_id', 'user_id', name=op.f('uq_workforce_member_workforce_id_user_id'))
     )
     with op.batch_alter_table('workforce_member', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_workforce_member_user_id'), ['user_id'], unique=False)
@@ -97,7 +97,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['dataset_id'], ['dataset.id'], name=op.f('fk_dataset_member_dataset_id_dataset'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_dataset_member_user_id_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dataset_member')),
-    sa.UniqueConstraint('dataset_id', 'user_id', name=op.f('uq_dataset_member_dataset_id'))
+    sa.UniqueConstraint('dataset_id', 'user_id', name=op.f('uq_dataset_member_dataset_id_user_id'))
     )
     with op.batch_alter_table('dataset_member', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dataset_member_user_id'), ['user_id'], unique=False)
@@ -110,7 +110,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['dataset_id'], ['dataset.id'], name=op.f('fk_folder_dataset_id_dataset'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['parent_id'], ['folder.id'], name=op.f('fk_folder_parent_id_folder'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_folder')),
-    sa.UniqueConstraint('dataset_id', 'path', name=op.f('uq_folder_dataset_id'))
+    sa.UniqueConstraint('dataset_id', 'path', name=op.f('uq_folder_dataset_id_path'))
     )
     op.create_table('job',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -156,8 +156,8 @@ def upgrade():
     sa.Column('annotation_count', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id'], ['dataset.id'], name=op.f('fk_label_dataset_id_dataset'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_label')),
-    sa.UniqueConstraint('dataset_id', 'name', name=op.f('uq_label_dataset_id')),
-    sa.UniqueConstraint('dataset_id', 'shortcut', name=op.f('uq_label_dataset_id'))
+    sa.UniqueConstraint('dataset_id', 'name', name=op.f('uq_label_dataset_id_name')),
+    sa.UniqueConstraint('dataset_id', 'shortcut', name=op.f('uq_label_dataset_id_shortcut'))
     )
     op.create_table('labeling_task',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -182,7 +182,7 @@ def upgrade():
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id'], ['dataset.id'], name=op.f('fk_tag_dataset_id_dataset'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tag')),
-    sa.UniqueConstraint('dataset_id', 'name', name=op.f('uq_tag_dataset_id'))
+    sa.UniqueConstraint('dataset_id', 'name', name=op.f('uq_tag_dataset_id_name'))
     )
     op.create_table('image',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -205,8 +205,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['dataset_id'], ['dataset.id'], name=op.f('fk_image_dataset_id_dataset'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['folder_id'], ['folder.id'], name=op.f('fk_image_folder_id_folder'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_image')),
-    sa.UniqueConstraint('dataset_id', 'external_id', name=op.f('uq_image_dataset_id')),
-    sa.UniqueConstraint('dataset_id', 'storage_key', name=op.f('uq_image_dataset_id'))
+    sa.UniqueConstraint('dataset_id', 'external_id', name=op.f('uq_image_dataset_id_external_id')),
+    sa.UniqueConstraint('dataset_id', 'storage_key', name=op.f('uq_image_dataset_id_storage_key'))
     )
     with op.batch_alter_table('image', schema=None) as batch_op:
         batch_op.create_index('ix_image_dataset_folder', ['dataset_id', 'folder_id', 'id'], unique=False)
@@ -280,7 +280,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['labeler_id'], ['user.id'], name=op.f('fk_assignment_labeler_id_user'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['task_id'], ['labeling_task.id'], name=op.f('fk_assignment_task_id_labeling_task'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_assignment')),
-    sa.UniqueConstraint('task_id', 'image_id', 'labeler_id', name=op.f('uq_assignment_task_id'))
+    sa.UniqueConstraint('task_id', 'image_id', 'labeler_id', name=op.f('uq_assignment_task_id_image_id_labeler_id'))
     )
     with op.batch_alter_table('assignment', schema=None) as batch_op:
         batch_op.create_index('ix_assignment_image', ['image_id'], unique=False)

@@ -76,6 +76,7 @@
     const summary = document.getElementById("upload-summary");
     panel.hidden = false;
     list.innerHTML = "";
+    document.getElementById("import-job").innerHTML = "";  // the previous batch's job is not this one's
     const begin = new FormData();
     begin.append("split", form.elements.split.value);
     const response = await fetch(form.dataset.beginUrl, { method: "POST", body: begin, headers: { "X-CSRFToken": csrfToken(form) } });

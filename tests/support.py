@@ -1,4 +1,4 @@
-"""Helpers shared by the web tests: fast users, signing in without a password round-trip, uploads."""
+"""Helpers shared by the tests: a per-request isolated client, fast users, signing in without a password round-trip, uploads."""
 
 import contextvars
 import io

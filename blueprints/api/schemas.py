@@ -1,0 +1,242 @@
+"""Marshmallow schemas of the JSON API: what requests may carry and what responses contain.
+
+Value checks (types of dataset, splits, limits) stay in the services, so the pages and the API
+answer the same; `metadata` only tells the OpenAPI document which values exist.
+"""
+
+from flask import url_for
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields
+
+from models import DatasetType, ImageState, JobStatus, Role, Split
+from services.datasets import SORTS
+from services.images import PAGE
+from services.jobs import dataset_status
+
+
+def _values(enum) -> list[str]:
+    return [member.value for member in enum]
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(metadata={"description": "Stable and machine-readable, e.g. not_found, invalid"})
+    message = fields.String(metadata={"description": "For a person"})
+    details = fields.Raw(metadata={"description": "Optional: the field at fault, per-field problems, failed files"})
+
+
+class ErrorSchema(Schema):
+    """Every error answer, whatever its status."""
+
+    error = fields.Nested(ErrorBodySchema)
+
+
+# ---- accounts ------------------------------------------------------------------------------
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    email = fields.String()
+    display_name = fields.String()
+    is_admin = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class TokenSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    prefix = fields.String(metadata={"description": "The first characters of the token, to recognise it"})
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime(allow_none=True)
+
+
+class NewTokenSchema(TokenSchema):
+    token = fields.String(metadata={"description": "The secret; shown only in this response"})
+
+
+class TokenArgs(Schema):
+    name = fields.String(required=True, metadata={"description": "What the token is for (1 to 120 characters)"})
+
+
+# ---- datasets ------------------------------------------------------------------------------
+
+
+class LabelSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    color = fields.String()
+    shortcut = fields.String(allow_none=True)
+    default_shape = fields.String()
+    position = fields.Integer()
+    image_count = fields.Integer()
+    annotation_count = fields.Integer()
+
+
+class DatasetSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String()
+    type = fields.Enum(DatasetType, by_value=True)
+    owner_id = fields.Integer()
+    archived = fields.Boolean()
+    public = fields.Boolean()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    image_count = fields.Integer()
+    annotated_count = fields.Integer()
+    annotation_count = fields.Integer()
+    total_bytes = fields.Integer()
+    status = fields.Function(dataset_status, metadata={"enum": ["ready", "importing", "exporting", "deleting"]})
+    labels = fields.List(fields.Nested(LabelSchema), metadata={"description": "On a single dataset, or with with_labels"})
+    preview = fields.List(fields.String(), metadata={"description": "Up to four thumbnail URLs, with preview"})
+
+
+class DatasetPageSchema(Schema):
+    items = fields.List(fields.Nested(DatasetSchema))
+    total = fields.Integer()
+    next_offset = fields.Integer(allow_none=True)
+
+
+class DatasetListArgs(Schema):
+    # No load_default on the query fields: services.datasets.DatasetQuery holds the defaults.
+    search = fields.String(metadata={"description": "Part of the name"})
+    type = fields.String(metadata={"enum": _values(DatasetType)})
+    archived = fields.Boolean(metadata={"description": "Archived datasets instead of current ones"})
+    sort = fields.String(metadata={"enum": list(SORTS)})
+    order = fields.String(metadata={"enum": ["asc", "desc"]})
+    limit = fields.Integer(metadata={"minimum": 1, "maximum": 100})
+    offset = fields.Integer(metadata={"minimum": 0})
+    with_labels = fields.Boolean(load_default=False)
+    preview = fields.Boolean(load_default=False, metadata={"description": "Add four thumbnail URLs to each dataset"})
+
+
+class DatasetCreateArgs(Schema):
+    name = fields.String(required=True)
+    type = fields.String(required=True, metadata={"enum": _values(DatasetType)})
+    description = fields.String(load_default="")
+
+
+class DatasetUpdateArgs(Schema):
+    name = fields.String()
+    description = fields.String()
+    archived = fields.Boolean()
+    public = fields.Boolean()
+
+
+class StatsSchema(Schema):
+    images = fields.Integer()
+    total_bytes = fields.Integer()
+    by_state = fields.Dict(keys=fields.String(), values=fields.Integer())
+    by_split = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class MemberSchema(Schema):
+    id = fields.Integer()
+    user_id = fields.Integer()
+    email = fields.String(attribute="user.email")
+    role = fields.Enum(Role, by_value=True)
+    created_at = fields.DateTime()
+
+
+class MemberArgs(Schema):
+    email = fields.String(required=True)
+    role = fields.String(required=True, metadata={"enum": _values(Role)})
+
+
+# ---- jobs ----------------------------------------------------------------------------------
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    dataset_id = fields.Integer(allow_none=True)
+    status = fields.Enum(JobStatus, by_value=True)
+    done = fields.Integer()
+    total = fields.Integer()
+    percent = fields.Integer()
+    message = fields.String()
+    errors = fields.List(fields.Dict(), metadata={"description": "The first problems: {item, reason}"})
+    error_count = fields.Integer()
+    result = fields.Dict()
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+# ---- images --------------------------------------------------------------------------------
+
+
+def _image_url(endpoint: str):
+    return lambda image: url_for(endpoint, dataset_id=image.dataset_id, image_id=image.id)
+
+
+class ImageSchema(Schema):
+    id = fields.Integer()
+    dataset_id = fields.Integer()
+    file_name = fields.String()
+    folder = fields.String(attribute="folder.path", dump_default=None, allow_none=True)
+    width = fields.Integer()
+    height = fields.Integer()
+    byte_size = fields.Integer()
+    format = fields.String()
+    split = fields.Enum(Split, by_value=True)
+    state = fields.Enum(ImageState, by_value=True)
+    external_id = fields.String(allow_none=True)
+    tags = fields.Function(lambda image: [tag.name for tag in image.tags], metadata={"type": "array", "items": {"type": "string"}})
+    created_at = fields.DateTime()
+    file_url = fields.Function(_image_url("api-images.file"))
+    thumbnail_url = fields.Function(_image_url("api-images.thumbnail"))
+
+
+class ImagePageSchema(Schema):
+    items = fields.List(fields.Nested(ImageSchema))
+    total = fields.Integer()
+    next_cursor = fields.Integer(allow_none=True, metadata={"description": "Pass as cursor for the next page; null on the last"})
+
+
+class ImageListArgs(Schema):
+    split = fields.String(metadata={"enum": _values(Split)})
+    state = fields.String(metadata={"enum": _values(ImageState)})
+    folder = fields.String()
+    tag = fields.String()
+    search = fields.String(metadata={"description": "Part of the file name"})
+    limit = fields.Integer(metadata={"minimum": 1, "maximum": PAGE})
+    cursor = fields.Integer(metadata={"minimum": 0, "description": "The next_cursor of the previous page"})
+
+
+class UploadArgs(Schema):
+    files = fields.List(
+        Upload(), required=True, error_messages={"required": "Send at least one file in the multipart field 'files'"}
+    )
+    split = fields.String(metadata={"enum": _values(Split)})
+    folder = fields.String(metadata={"description": "Folder path for every file, e.g. line-3/2024"})
+
+
+class StoredFileSchema(Schema):
+    name = fields.String()
+    size = fields.Integer()
+
+
+class FailedFileSchema(Schema):
+    name = fields.String()
+    reason = fields.String()
+
+
+class UploadResultSchema(Schema):
+    stored = fields.List(fields.Nested(StoredFileSchema), metadata={"description": "Stored; the job imports them"})
+    failed = fields.List(fields.Nested(FailedFileSchema), metadata={"description": "Refused at once, with the reason"})
+    job = fields.Nested(JobSchema)
+
+
+class ImageUpdateArgs(Schema):
+    split = fields.String(metadata={"enum": _values(Split)})
+    folder = fields.String(allow_none=True, metadata={"description": "Folder path; empty or null for none"})
+    tags = fields.List(fields.String(), metadata={"description": "Replaces the image's tags"})
+
+
+class ImagesDeleteArgs(Schema):
+    image_ids = fields.List(fields.Integer(strict=True))
+    names = fields.List(fields.String(), metadata={"description": "File names"})
+
+
+class DeletedSchema(Schema):
+    deleted = fields.Integer()

@@ -1,0 +1,189 @@
+"""Every API route × every role → the status the permission table promises (SPEC sections 4 and 9).
+
+Like CVAT's rule tests, one row per route; a new API route without a row fails
+`test_every_api_route_has_a_row`.
+"""
+
+import io
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+
+from core.extensions import db
+from core.permissions import SCOPES
+from services.accounts import create_token, revoke_token
+from tests.factories import assign, image_bytes, token_for
+from tests.support import actor
+
+ROLES = ["admin", "owner", "manager", "reviewer", "labeler", "outsider"]
+
+
+def allowed(ok: int, *roles: str) -> dict:
+    """`ok` for the roles named, 403 for other members, 404 for an outsider (existence must not leak)."""
+    return {role: ok if role in roles else 404 if role == "outsider" else 403 for role in ROLES}
+
+
+def everyone(ok: int) -> dict:
+    return {role: ok for role in ROLES}
+
+
+def viewers(ok: int) -> dict:
+    return allowed(ok, "admin", "owner", "manager", "reviewer", "labeler")
+
+
+def owners(ok: int) -> dict:  # dataset:manage
+    return allowed(ok, "admin", "owner")
+
+
+def managers(ok: int) -> dict:  # dataset:import, dataset:members, job:cancel
+    return allowed(ok, "admin", "owner", "manager")
+
+
+def upload_body(w, user) -> dict:
+    return {"data": {"files": [(io.BytesIO(image_bytes(seed=99)), "new.jpg")]}, "content_type": "multipart/form-data"}
+
+
+@dataclass
+class Row:
+    endpoint: str
+    method: str
+    path: str  # formatted with ds, img, job and token (a token id of the caller's)
+    expected: dict
+    body: Callable = lambda w, user: {}
+
+
+ROWS = [
+    Row("api-accounts.me", "GET", "/api/v1/me", everyone(200)),
+    Row("api-accounts.list_tokens", "GET", "/api/v1/tokens", everyone(200)),
+    Row("api-accounts.create_token", "POST", "/api/v1/tokens", everyone(201), lambda w, u: {"json": {"name": "ci"}}),
+    Row("api-accounts.revoke_token", "DELETE", "/api/v1/tokens/{token}", everyone(204)),
+    Row("api-datasets.index", "GET", "/api/v1/datasets", everyone(200)),
+    Row("api-datasets.create", "POST", "/api/v1/datasets", everyone(201), lambda w, u: {"json": {"name": "Dogs", "type": "classification"}}),
+    Row("api-datasets.show", "GET", "/api/v1/datasets/{ds}", viewers(200)),
+    Row("api-datasets.update", "PATCH", "/api/v1/datasets/{ds}", owners(200), lambda w, u: {"json": {"description": "new"}}),
+    Row("api-datasets.delete", "DELETE", "/api/v1/datasets/{ds}", owners(202)),
+    Row("api-datasets.refresh_counters", "POST", "/api/v1/datasets/{ds}/refresh-counters", managers(202)),
+    Row("api-datasets.stats", "GET", "/api/v1/datasets/{ds}/stats", viewers(200)),
+    Row("api-datasets.members", "GET", "/api/v1/datasets/{ds}/members", viewers(200)),
+    Row("api-datasets.add_member", "POST", "/api/v1/datasets/{ds}/members", managers(201),
+        lambda w, u: {"json": {"email": w.candidate.email, "role": "labeler"}}),
+    Row("api-images.index", "GET", "/api/v1/datasets/{ds}/images", viewers(200)),
+    Row("api-images.upload", "POST", "/api/v1/datasets/{ds}/images", managers(202), upload_body),
+    Row("api-images.show", "GET", "/api/v1/datasets/{ds}/images/{img}", viewers(200)),
+    Row("api-images.update", "PATCH", "/api/v1/datasets/{ds}/images/{img}", managers(200), lambda w, u: {"json": {"split": "train"}}),
+    Row("api-images.delete", "DELETE", "/api/v1/datasets/{ds}/images/{img}", managers(204)),
+    Row("api-images.show_external", "GET", "/api/v1/datasets/{ds}/images/external/ext-1", viewers(200)),
+    Row("api-images.delete_many", "POST", "/api/v1/datasets/{ds}/images/delete", managers(200),
+        lambda w, u: {"json": {"image_ids": [w.image.id]}}),
+    Row("api-images.file", "GET", "/api/v1/datasets/{ds}/images/{img}/file", viewers(200)),
+    Row("api-images.thumbnail", "GET", "/api/v1/datasets/{ds}/images/{img}/thumbnail", viewers(200)),
+    Row("api-jobs.show", "GET", "/api/v1/jobs/{job}", viewers(200)),
+    Row("api-jobs.cancel", "POST", "/api/v1/jobs/{job}/cancel", managers(200)),
+]
+
+CASES = [pytest.param(row, role, id=f"{row.method} {row.path} as {role}") for row in ROWS for role in ROLES]
+
+
+def _path(row: Row, w, token_id: int) -> str:
+    return row.path.format(ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id)
+
+
+@pytest.mark.parametrize("row, role", CASES)
+def test_role_gets_the_promised_status(client, world, row, role):
+    user = actor(world.dataset, role)
+    if role == "labeler":
+        assign(world.dataset, world.image.id, user)
+    headers = token_for(user)
+    spare, _ = create_token(user, "spare")
+    response = client.open(_path(row, world, spare.id), method=row.method, headers=headers, **row.body(world, user))
+    assert response.status_code == row.expected[role], response.get_data(as_text=True)[:500]
+    if response.status_code >= 400:
+        error = response.get_json()["error"]
+        assert error["code"] in ("forbidden", "not_found") and error["message"]
+
+
+def _revoked_token(user) -> dict:
+    token, secret = create_token(user, "old")
+    revoke_token(user, token.id)
+    return {"Authorization": f"Token {secret}"}
+
+
+CREDENTIALS = {
+    "anonymous": lambda user: {},
+    "wrong token": lambda user: {"Authorization": "Token loupe_not-a-real-token"},
+    "revoked token": _revoked_token,
+    "basic auth": lambda user: {"Authorization": "Basic b3duZXI6cGFzcw=="},
+    "empty bearer": lambda user: {"Authorization": "Bearer "},
+}
+
+
+@pytest.mark.parametrize("row", [pytest.param(row, id=f"{row.method} {row.path}") for row in ROWS])
+@pytest.mark.parametrize("credential", list(CREDENTIALS))
+def test_no_valid_token_gets_401(client, world, row, credential):
+    headers = CREDENTIALS[credential](world.owner)
+    response = client.open(_path(row, world, 1), method=row.method, headers=headers, **row.body(world, world.owner))
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_bearer_scheme_is_accepted(client, world):
+    secret = token_for(world.owner)["Authorization"].split(" ", 1)[1]
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 200 and response.get_json()["id"] == world.owner.id
+
+
+def test_labeler_sees_only_assigned_images(client, world):
+    labeler = actor(world.dataset, "labeler")
+    assign(world.dataset, world.image.id, labeler)
+    headers = token_for(labeler)
+    listing = client.get(f"/api/v1/datasets/{world.dataset.id}/images", headers=headers).get_json()
+    assert [i["id"] for i in listing["items"]] == [world.image.id] and listing["total"] == 1
+    base = f"/api/v1/datasets/{world.dataset.id}/images/{world.other.id}"
+    for path in (base, base + "/file", base + "/thumbnail"):
+        assert client.get(path, headers=headers).status_code == 404, path
+    world.other.external_id = "ext-2"
+    db.session.commit()
+    assert client.get(f"/api/v1/datasets/{world.dataset.id}/images/external/ext-2", headers=headers).status_code == 404
+
+
+def test_outsider_sees_a_public_dataset_but_cannot_change_it(client, world):
+    world.dataset.public = True
+    db.session.commit()
+    headers = token_for(actor(world.dataset, "outsider"))
+    ds = f"/api/v1/datasets/{world.dataset.id}"
+    assert client.get(ds, headers=headers).status_code == 200
+    assert client.get(ds + "/images", headers=headers).get_json()["total"] == 2
+    assert client.get(ds + "/stats", headers=headers).status_code == 200
+    assert client.patch(ds, json={"name": "mine"}, headers=headers).status_code == 403
+    assert client.delete(f"{ds}/images/{world.image.id}", headers=headers).status_code == 403
+
+
+def test_tokens_of_others_cannot_be_revoked(client, world):
+    other = actor(world.dataset, "manager")
+    token, _ = create_token(world.owner, "owner's")
+    response = client.delete(f"/api/v1/tokens/{token.id}", headers=token_for(other))
+    assert response.status_code == 404
+
+
+def test_every_api_route_has_a_row(app_ctx):
+    routes = {
+        (rule.endpoint, method)
+        for rule in app_ctx.url_map.iter_rules()
+        if rule.endpoint.startswith("api-") and not rule.endpoint.startswith("api-docs")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routes == {(row.endpoint, row.method) for row in ROWS}
+
+
+UNSCOPED = {"api-accounts.me", "api-accounts.list_tokens", "api-accounts.create_token", "api-accounts.revoke_token",
+            "api-datasets.index", "api-datasets.create"}
+
+
+def test_every_api_route_on_a_dataset_or_job_checks_a_scope(app_ctx):
+    for row in ROWS:
+        scope = getattr(app_ctx.view_functions[row.endpoint], "permission_scope", None)
+        if row.endpoint in UNSCOPED:
+            assert scope is None  # the caller's own things; the token check is all they need
+        else:
+            assert scope in SCOPES, row.endpoint

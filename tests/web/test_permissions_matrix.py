@@ -1,0 +1,295 @@
+"""Every web route × every role → the status the permission table promises (SPEC section 4).
+
+The table below must name every non-static, non-API route of the app: a new route without a
+row fails `test_every_web_route_has_a_row_in_the_permission_matrix`.
+"""
+
+import io
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+
+from core.extensions import db
+from models import Dataset, DatasetMember, Image, Job, JobStatus, User
+from services import accounts, images as image_service
+from services.datasets import request_refresh_counters
+from services.jobs import cancel_job
+from tests.factories import PASSWORD, image_bytes, make_dataset
+from tests.support import actor, fast_user, location_path, member, sign_in
+
+ROLES = ["admin", "owner", "manager", "reviewer", "labeler", "outsider", "anonymous"]
+SIGNED_IN = ROLES[:-1]
+
+
+@dataclass
+class World:
+    owner: User
+    dataset: Dataset
+    image_id: int
+    queued_job: Job
+    cancelled_job: Job
+    bystander: DatasetMember  # a member row others may remove
+    candidate: User  # a user with no role, to add as member or promote
+    token_id: int  # the owner's API token
+
+
+@pytest.fixture
+def world(app_ctx, run_jobs) -> World:
+    """A private dataset with a really uploaded and imported image, jobs, members and a token."""
+    owner = fast_user("owner@example.com")
+    dataset = make_dataset(owner, name="Private cats")
+    upload = image_service.begin_upload(dataset, owner)
+    outcome = image_service.add_file(upload, "cat.jpg", io.BytesIO(image_bytes(seed=1)))
+    assert outcome.stored, outcome.reason
+    import_job = image_service.finish_upload(upload, owner)
+    run_jobs()
+    image_id = db.session.scalar(db.select(db.func.max(Image.id)).where(Image.dataset_id == dataset.id))
+    import_job = db.session.get(Job, import_job.id)
+    assert image_id, f"the import job did not import the image: {import_job.status} {import_job.message} {import_job.errors}"
+    queued = request_refresh_counters(dataset, owner)
+    cancelled = cancel_job(request_refresh_counters(dataset, owner))
+    assert cancelled.status == JobStatus.cancelled
+    bystander_user = member(dataset, "labeler", email="bystander@example.com")
+    bystander = db.session.scalar(db.select(DatasetMember).where(DatasetMember.user_id == bystander_user.id))
+    token, _ = accounts.create_token(owner, "owner-token")
+    return World(owner, dataset, image_id, queued, cancelled, bystander, fast_user("candidate@example.com"), token.id)
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
+# Shorthands for who may do what on the (private) dataset: the status each signed-in role gets.
+def allowed(ok: int, *roles: str, denied: int = 403, outsider: int | None = None) -> dict:
+    expected = {role: (ok if role in roles else denied) for role in SIGNED_IN}
+    if outsider is not None and "outsider" not in roles:
+        expected["outsider"] = outsider
+    return expected
+
+
+def everyone(ok: int) -> dict:
+    return {role: ok for role in SIGNED_IN}
+
+
+def viewers(ok: int) -> dict:  # dataset:view: every member; an outsider must not learn it exists
+    return allowed(ok, "admin", "owner", "manager", "reviewer", "labeler", outsider=404)
+
+
+def image_viewers(ok: int) -> dict:  # image:view: the matrix's labeler has no assignment
+    return allowed(ok, "admin", "owner", "manager", "reviewer", denied=404)
+
+
+def managers(ok: int) -> dict:  # dataset:import / dataset:members, and job:cancel on the dataset's jobs
+    return allowed(ok, "admin", "owner", "manager", outsider=404)
+
+
+def owners(ok: int) -> dict:  # dataset:manage
+    return allowed(ok, "admin", "owner", outsider=404)
+
+
+def site_admins(ok: int) -> dict:
+    return allowed(ok, "admin")
+
+
+@dataclass
+class Route:
+    request: Callable[[World, User | None], tuple[str, dict]]  # (url, form data)
+    expected: dict
+    public: bool = False  # reachable without signing in
+    anonymous: int | None = None  # for public routes: the status an anonymous visitor gets
+    files: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def ds(w: World, rest: str = "") -> str:
+    return f"/datasets/{w.dataset.id}{rest}"
+
+
+def img(w: World, rest: str = "") -> str:
+    return ds(w, f"/images/{w.image_id}{rest}")
+
+
+def own_upload(w: World, user: User | None, with_file: bool = False) -> int:
+    """An upload batch belonging to the caller (batches are private to whoever began them)."""
+    upload = image_service.begin_upload(w.dataset, user or w.owner)
+    if with_file:
+        image_service.add_file(upload, "more.jpg", io.BytesIO(image_bytes(seed=2)))
+    return upload.id
+
+
+def own_token(w: World, user: User | None) -> int:
+    if user is None:
+        return w.token_id
+    token, _ = accounts.create_token(user, "mine")
+    return token.id
+
+
+def jpeg_file() -> dict:
+    return {"files": (io.BytesIO(image_bytes(seed=3)), "new.jpg")}
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("auth.login", "GET"): Route(lambda w, u: ("/login", {}), everyone(302), public=True, anonymous=200),
+    ("auth.login_submit", "POST"): Route(
+        lambda w, u: ("/login", {"email": w.owner.email, "password": "wrong password"}), everyone(422), public=True, anonymous=422
+    ),
+    ("auth.logout", "POST"): Route(lambda w, u: ("/logout", {}), everyone(303)),
+    ("auth.setup", "GET"): Route(lambda w, u: ("/setup", {}), everyone(302), public=True, anonymous=302),
+    ("auth.setup", "POST"): Route(
+        lambda w, u: ("/setup", {"email": "intruder@example.com", "password": "long enough pw"}), everyone(302), public=True, anonymous=302
+    ),
+    ("auth.home", "GET"): Route(lambda w, u: ("/", {}), everyone(302)),
+    ("datasets.index", "GET"): Route(lambda w, u: ("/datasets/", {}), everyone(200)),
+    ("datasets.new", "GET"): Route(lambda w, u: ("/datasets/new", {}), everyone(200)),
+    ("datasets.create", "POST"): Route(lambda w, u: ("/datasets/", {"name": "Mine", "type": "classification"}), everyone(303)),
+    ("datasets.show", "GET"): Route(lambda w, u: (ds(w), {}), viewers(200)),
+    ("datasets.edit", "GET"): Route(lambda w, u: (ds(w, "/settings"), {}), owners(200)),
+    ("datasets.update", "POST"): Route(lambda w, u: (ds(w, "/settings"), {"name": "Renamed", "description": ""}), owners(200)),
+    ("datasets.archive", "POST"): Route(lambda w, u: (ds(w, "/archive"), {"archived": "1"}), owners(303)),
+    ("datasets.delete", "POST"): Route(lambda w, u: (ds(w, "/delete"), {"confirm_name": w.dataset.name}), owners(303)),
+    ("datasets.refresh_counters", "POST"): Route(lambda w, u: (ds(w, "/refresh-counters"), {}), managers(303)),
+    ("datasets.add_member", "POST"): Route(
+        lambda w, u: (ds(w, "/members"), {"email": w.candidate.email, "role": "reviewer"}), managers(303)
+    ),
+    ("datasets.remove_member", "POST"): Route(lambda w, u: (ds(w, f"/members/{w.bystander.id}/delete"), {}), managers(303)),
+    ("images.index", "GET"): Route(lambda w, u: (ds(w, "/images/"), {}), viewers(200)),
+    ("images.bulk", "POST"): Route(
+        lambda w, u: (ds(w, "/images/bulk"), {"action": "set_split", "split": "train", "image_ids": [str(w.image_id)]}), managers(200)
+    ),
+    ("images.show", "GET"): Route(lambda w, u: (img(w), {}), image_viewers(200)),
+    ("images.thumbnail", "GET"): Route(lambda w, u: (img(w, "/thumbnail"), {}), image_viewers(200)),
+    ("images.file", "GET"): Route(lambda w, u: (img(w, "/file"), {}), image_viewers(200)),
+    ("uploads.new", "GET"): Route(lambda w, u: (ds(w, "/upload/"), {}), managers(200)),
+    ("uploads.create", "POST"): Route(lambda w, u: (ds(w, "/upload/"), jpeg_file()), managers(303), files=True),
+    ("uploads.begin", "POST"): Route(lambda w, u: (ds(w, "/upload/batches"), {}), managers(201)),
+    ("uploads.add_files", "POST"): Route(
+        lambda w, u: (ds(w, f"/upload/batches/{own_upload(w, u)}/files"), jpeg_file()), managers(200), files=True
+    ),
+    ("uploads.finish", "POST"): Route(
+        lambda w, u: (ds(w, f"/upload/batches/{own_upload(w, u, with_file=True)}/finish"), {}), managers(200)
+    ),
+    ("jobs.index", "GET"): Route(lambda w, u: ("/jobs/", {}), everyone(200)),
+    ("jobs.show", "GET"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}", {}), viewers(200)),
+    ("jobs.cancel", "POST"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}/cancel", {}), managers(200)),
+    ("jobs.rerun", "POST"): Route(lambda w, u: (f"/jobs/{w.cancelled_job.id}/rerun", {}), managers(200)),
+    ("profile.show", "GET"): Route(lambda w, u: ("/profile/", {}), everyone(200)),
+    ("profile.create_token", "POST"): Route(lambda w, u: ("/profile/tokens", {"name": "ci"}), everyone(200)),
+    ("profile.revoke_token", "POST"): Route(lambda w, u: (f"/profile/tokens/{own_token(w, u)}/revoke", {}), everyone(200)),
+    ("profile.change_password", "POST"): Route(
+        lambda w, u: ("/profile/password", {"current": PASSWORD, "new": "another good password"}), everyone(200)
+    ),
+    ("admin.users", "GET"): Route(lambda w, u: ("/admin/users", {}), site_admins(200)),
+    ("admin.create_user", "POST"): Route(lambda w, u: ("/admin/users", {"email": "new@example.com", "password": "a fine password"}), site_admins(200)),
+    ("admin.update_user", "POST"): Route(lambda w, u: (f"/admin/users/{w.candidate.id}", {"action": "make_admin"}), site_admins(200)),
+}
+
+
+def web_routes(app) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or rule.rule.startswith("/api/"):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            routes.add((rule.endpoint, method))
+    return routes
+
+
+def test_every_web_route_has_a_row_in_the_permission_matrix(app):
+    missing = web_routes(app) - set(ROUTES)
+    assert not missing, f"routes without a permission-matrix row (add them to ROUTES): {sorted(missing)}"
+
+
+def test_the_permission_matrix_names_no_route_that_does_not_exist(app):
+    stale = set(ROUTES) - web_routes(app)
+    assert not stale, f"matrix rows for routes that no longer exist: {sorted(stale)}"
+
+
+def _send(client, method: str, url: str, data: dict, route: Route, headers=None):
+    if method == "GET":
+        return client.get(url, headers=headers)
+    return client.post(url, data=data, headers=headers, content_type="multipart/form-data" if route.files else None)
+
+
+CASES = [(endpoint, method, role) for (endpoint, method) in ROUTES for role in ROLES]
+
+
+@pytest.mark.parametrize("endpoint,method,role", CASES, ids=[f"{e}-{m}-{r}" for e, m, r in CASES])
+def test_route_answers_each_role_with_the_status_the_permission_table_promises(client, world, endpoint, method, role):
+    route = ROUTES[(endpoint, method)]
+    user = actor(world.dataset, role)
+    if user is not None:
+        sign_in(client, user)
+    url, data = route.request(world, user)
+    response = _send(client, method, url, data, route)
+    body = response.get_data().decode("utf-8", "replace")
+    if role == "anonymous" and not route.public:
+        assert response.status_code in (302, 303), body[:300]
+        assert location_path(response) == "/login"
+        # htmx would follow a 302 and swap the login page into a fragment: it gets 401 + HX-Redirect.
+        url, data = route.request(world, None)
+        response = _send(client, method, url, data, route, headers={"HX-Request": "true"})
+        assert response.status_code == 401
+        assert response.headers["HX-Redirect"].startswith("/login")
+        assert "<html" not in response.get_data(as_text=True)
+        return
+    expected = route.anonymous if role == "anonymous" else route.expected[role]
+    assert response.status_code == expected, f"{method} {url} as {role}: {response.status_code}\n{body[:500]}"
+    if expected == 404 and endpoint.startswith(("datasets.", "images.", "uploads.")):
+        assert world.dataset.name not in body, "a 404 must not reveal the dataset's name"
+
+
+def test_anonymous_page_redirect_remembers_the_page_in_next(client, world):
+    response = client.get(f"/datasets/{world.dataset.id}/images/?split=train")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    assert f"/datasets/{world.dataset.id}/images/" in response.headers["Location"].replace("%2F", "/")
+
+
+@pytest.mark.parametrize("role,expected", [("reviewer", 403), ("labeler", 403), ("outsider", 404)])
+def test_denied_htmx_request_gets_the_error_partial_not_a_page(client, world, role, expected):
+    sign_in(client, actor(world.dataset, role))
+    response = client.post(
+        f"/datasets/{world.dataset.id}/images/bulk", data={"action": "delete", "image_ids": [str(world.image_id)]},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == expected
+    body = response.get_data(as_text=True)
+    assert 'role="alert"' in body and "<html" not in body
+    assert db.session.scalar(db.select(db.func.count(Image.id))) == 1, "a denied delete deleted nothing"
+
+
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("", 200), ("/images/", 200), ("/images/{image}", 200), ("/images/{image}/thumbnail", 200),
+        ("/settings", 403), ("/upload/", 403),
+    ],
+)
+def test_outsider_sees_a_public_dataset_read_only(client, world, url, expected):
+    world.dataset.public = True
+    db.session.commit()
+    sign_in(client, fast_user())
+    response = client.get(f"/datasets/{world.dataset.id}" + url.format(image=world.image_id))
+    assert response.status_code == expected
+
+
+def test_outsider_cannot_change_a_public_dataset(client, world):
+    world.dataset.public = True
+    db.session.commit()
+    sign_in(client, fast_user())
+    response = client.post(
+        f"/datasets/{world.dataset.id}/images/bulk", data={"action": "delete", "image_ids": [str(world.image_id)]}
+    )
+    assert response.status_code == 403
+    assert client.post(f"/datasets/{world.dataset.id}/delete", data={"confirm_name": world.dataset.name}).status_code == 403
+
+
+@pytest.mark.parametrize("url", ["/images/{image}", "/images/{image}/thumbnail", "/images/{image}/file"])
+def test_labeler_sees_an_image_once_it_is_assigned_to_them(client, world, url):
+    from tests.factories import assign
+
+    labeler = actor(world.dataset, "labeler")
+    sign_in(client, labeler)
+    target = f"/datasets/{world.dataset.id}" + url.format(image=world.image_id)
+    assert client.get(target).status_code == 404
+    assign(world.dataset, world.image_id, labeler)
+    assert client.get(target).status_code == 200

@@ -1,0 +1,59 @@
+"""Helpers the worker tests share: uploads through the real service, slow-to-decode images, polling."""
+
+import io
+import struct
+import time
+import zlib
+
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from core.extensions import db
+from models import Job
+from services import images as images_service
+
+
+def upload_files(dataset, user, files: list[tuple[str, bytes]]):
+    """Send files through begin_upload/add_file/finish_upload, as the upload page does; returns (upload, job)."""
+    upload = images_service.begin_upload(dataset, user)
+    for name, data in files:
+        images_service.add_file(upload, name, io.BytesIO(data))
+    job = images_service.finish_upload(upload, user)
+    return upload, job
+
+
+def with_png_text(png: bytes, text: str) -> bytes:
+    """The same PNG pixels with a tEXt chunk added: a distinct sha256 without re-encoding."""
+    payload = b"Comment\x00" + text.encode()
+    chunk = struct.pack(">I", len(payload)) + b"tEXt" + payload + struct.pack(">I", zlib.crc32(b"tEXt" + payload))
+    end = png.rindex(b"IEND") - 4  # the IEND chunk starts with its 4-byte length
+    return png[:end] + chunk + png[end:]
+
+
+def slow_pngs(count: int, size=(1600, 1200)) -> list[tuple[str, bytes]]:
+    """Small files (a few KB) that take ~20 ms each to decode and thumbnail, so a job runs for seconds."""
+    out = io.BytesIO()
+    PILImage.new("RGB", size, (40, 90, 160)).save(out, "PNG")
+    base = out.getvalue()
+    return [(f"slow-{i:04d}.png", with_png_text(base, f"image {i}")) for i in range(count)]
+
+
+def read_job(job_id: str) -> dict:
+    """The job row as another process sees it now (own connection, so no stale snapshot)."""
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            select(Job.status, Job.done, Job.total, Job.message, Job.cancel_requested).where(Job.id == job_id)
+        ).one()
+    return {"status": getattr(row.status, "value", row.status), "done": row.done, "total": row.total,
+            "message": row.message, "cancel_requested": row.cancel_requested}
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until predicate() returns something truthy; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
