@@ -56,7 +56,8 @@ def _sqlite_pragmas(dbapi_connection, _record):
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/")
+    """API routes, and page endpoints called by our own scripts (upload.js asks for JSON)."""
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
 def error_response(status: int, code: str, message: str, details=None):
@@ -83,7 +84,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {
-            413: f"The request is larger than the limit of {app.config['MAX_CONTENT_LENGTH'] // (1024 * 1024)} MB",
+            413: f"The request is larger than the limit of {human_size(app.config['MAX_CONTENT_LENGTH'])}",
             405: "This method is not allowed here",
             404: "Not found",
         }
@@ -113,14 +114,16 @@ def _register_template_helpers(app: Flask) -> None:
     def inject():
         return {"can": lambda scope, obj=None: can(current_user, scope, obj)}
 
-    @app.template_filter("filesize")
-    def filesize(n: int | None) -> str:
-        n = n or 0
-        for unit in ("B", "KB", "MB", "GB", "TB"):
-            if n < 1024 or unit == "TB":
-                return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-            n /= 1024
-        return ""
+    app.add_template_filter(human_size, "filesize")
+
+
+def human_size(n: int | None) -> str:
+    """Bytes for a person: 1.5 MB, 1 MB, 640 B."""
+    n = n or 0
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f}".removesuffix(".0") + f" {unit}"
+        n /= 1024
 
 
 def main(argv: list[str] | None = None) -> None:

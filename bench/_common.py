@@ -69,3 +69,17 @@ def backend_name(url: str) -> str:
 def env_or_none(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value else None
+
+
+def bench_app(instance, database_url: str):
+    """A Loupe app on the given instance folder and database, as the benchmarks drive it."""
+    from app import create_app
+
+    return create_app({
+        "LOUPE_INSTANCE_DIR": str(instance),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": env_or_none("REDIS_URL") or "",
+        "STORAGE_URL": f"file://{instance / 'storage'}",
+        "SECRET_KEY": "bench-secret",
+        "WTF_CSRF_ENABLED": False,
+    })

@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from _common import DATA, PASSWORD, backend_name, emit, ensure_pg_schema, env_or_none, is_postgres, log, median, pg_schema_of
+from _common import DATA, PASSWORD, backend_name, bench_app, emit, ensure_pg_schema, env_or_none, is_postgres, log, median, pg_schema_of
 
 TARGET_MS = 30.0
 TARGET_RATIO = 1.5
@@ -166,7 +166,7 @@ def time_cases(client, probe, cases: dict, warmup: int, repeats: int) -> dict:
     machine hits all cases alike; per case: median/p90/min wall ms, SQL ms, template ms."""
     headers = {"HX-Request": "true"}
     for _ in range(warmup):
-        for name, url in cases.items():
+        for url in cases.values():
             response = client.get(url, headers=headers)
             assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:300])
     samples = {name: {"total": [], "sql": [], "render": [], "count": []} for name in cases}
@@ -287,7 +287,6 @@ def main(argv=None) -> int:
 
     from sqlalchemy import select, text
 
-    from app import create_app
     from core.extensions import db
     from core.queues import get_redis
     from models import Image, User
@@ -302,14 +301,7 @@ def main(argv=None) -> int:
             return 2
         log(f"PostgreSQL schema {schema} (kept between runs)")
     instance = DATA / "grid_instance"
-    app = create_app({
-        "LOUPE_INSTANCE_DIR": str(instance),
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": env_or_none("REDIS_URL") or "",
-        "STORAGE_URL": f"file://{instance / 'storage'}",
-        "SECRET_KEY": "bench-secret",
-        "WTF_CSRF_ENABLED": False,
-    })
+    app = bench_app(instance, database_url)
     try:
         with app.app_context():
             t0 = time.perf_counter()

@@ -40,7 +40,7 @@ import time
 from datetime import timezone
 from pathlib import Path
 
-from _common import PASSWORD, ROOT, backend_name, emit, ensure_pg_schema, env_or_none, is_postgres, log
+from _common import PASSWORD, ROOT, backend_name, bench_app, emit, ensure_pg_schema, env_or_none, is_postgres, log
 
 TARGET_RATIO = 0.7
 
@@ -339,10 +339,9 @@ def _run(args, n, width, height, tmp: Path) -> int:
     from flask_migrate import upgrade
     from sqlalchemy import select
 
-    from app import create_app
     from core.extensions import db
     from core.queues import get_redis, redis_url_of
-    from models import Dataset, Image, Job, JobStatus, Upload, User
+    from models import Dataset, Image, Job, JobStatus, Upload
     from services.accounts import create_user
     from services.datasets import create_dataset
     from services.imaging import fit
@@ -361,15 +360,7 @@ def _run(args, n, width, height, tmp: Path) -> int:
     if is_postgres(database_url):
         schema = ensure_pg_schema(database_url)
         log(f"PostgreSQL schema: {schema or '(the default search_path: add ?options=-csearch_path%3Dloupe_bench)'}")
-    config = {
-        "LOUPE_INSTANCE_DIR": str(instance),
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": env_or_none("REDIS_URL") or "",
-        "STORAGE_URL": f"file://{instance / 'storage'}",
-        "SECRET_KEY": "bench-secret",
-        "WTF_CSRF_ENABLED": False,
-    }
-    app = create_app(config)
+    app = bench_app(instance, database_url)
     external_db = is_postgres(database_url) or bool(env_or_none("DATABASE_URL"))
     with app.app_context():
         upgrade()

@@ -54,13 +54,17 @@ def create():
     return redirect(url_for("images.index", dataset_id=dataset.id), 303)
 
 
+def _overview(dataset, status_code: int = 200, **extra):
+    return render_template(
+        "datasets/show.html", dataset=dataset, stats=service.stats(dataset), status=dataset_status(dataset),
+        jobs=recent_jobs(current_user, dataset, limit=10), members=service.list_members(dataset), roles=list(Role), **extra,
+    ), status_code
+
+
 @bp.get("/<int:dataset_id>")
 @requires("dataset:view")
 def show(dataset):
-    return render_template(
-        "datasets/show.html", dataset=dataset, stats=service.stats(dataset), status=dataset_status(dataset),
-        jobs=recent_jobs(current_user, dataset, limit=10), members=service.list_members(dataset), roles=list(Role),
-    )
+    return _overview(dataset)
 
 
 @bp.get("/<int:dataset_id>/settings")
@@ -108,6 +112,8 @@ def refresh_counters(dataset):
 
 def _members_response(dataset, error: str | None = None):
     if not is_htmx():
+        if error:
+            return _overview(dataset, 422, member_error=error)
         return redirect(url_for("datasets.show", dataset_id=dataset.id), 303)
     return render_template(
         "partials/datasets/_members.html", dataset=dataset, members=service.list_members(dataset), roles=list(Role), member_error=error

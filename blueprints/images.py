@@ -10,6 +10,10 @@ from core.permissions import requires
 from models import ImageState, Split
 from services import images as service
 
+# Filtered grids count at most this many matches ("1,000+"): an exact count of a broad filter
+# over a million rows would cost more than the page itself.
+GRID_COUNT_CAP = 1000
+
 bp = Blueprint("images", __name__, url_prefix="/datasets/<int:dataset_id>/images")
 
 
@@ -28,7 +32,9 @@ def filter_from_args(args) -> service.ImageFilter:
 
 def _grid_context(dataset, f):
     images, next_cursor = service.grid_page(dataset, current_user, f)
-    return {"dataset": dataset, "images": images, "next_cursor": next_cursor, "f": f}
+    # Infinite-scroll pages (a cursor) show no count, so they do not pay for one.
+    total = None if f.after else service.count_images(dataset, current_user, f, cap=GRID_COUNT_CAP)
+    return {"dataset": dataset, "images": images, "next_cursor": next_cursor, "f": f, "total": total, "cap": GRID_COUNT_CAP}
 
 
 @bp.get("/")
@@ -39,7 +45,7 @@ def index(dataset):
     # An infinite-scroll request (cursor given) appends tiles; a filter change replaces the grid.
     partial = "partials/images/_tiles.html" if f.after else "partials/images/_grid.html"
     return render(
-        "images/index.html", partial, **context, total=service.count_images(dataset, current_user, f, cap=10_000),
+        "images/index.html", partial, **context,
         splits=list(Split), states=list(ImageState), folders=service.folders_of(dataset),
     )
 
@@ -65,7 +71,7 @@ def bulk(dataset):
     f = filter_from_args(request.args)
     return render(
         "images/index.html", "partials/images/_grid.html", **_grid_context(dataset, f),
-        total=service.count_images(dataset, current_user, f, cap=10_000), notice=message, trigger="imagesChanged",
+        notice=message, trigger="imagesChanged",
     )
 
 

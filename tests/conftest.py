@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from redis import Redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import create_engine, text

@@ -41,6 +41,7 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url);
       xhr.setRequestHeader("X-CSRFToken", csrfToken(form));
+      xhr.setRequestHeader("Accept", "application/json");
       xhr.upload.onprogress = (e) => {
         if (e.lengthComputable) li.querySelector(".progress span").style.width = `${(100 * e.loaded) / e.total}%`;
       };
@@ -79,7 +80,7 @@
     document.getElementById("import-job").innerHTML = "";  // the previous batch's job is not this one's
     const begin = new FormData();
     begin.append("split", form.elements.split.value);
-    const response = await fetch(form.dataset.beginUrl, { method: "POST", body: begin, headers: { "X-CSRFToken": csrfToken(form) } });
+    const response = await fetch(form.dataset.beginUrl, { method: "POST", body: begin, headers: { "X-CSRFToken": csrfToken(form), Accept: "application/json" } });
     if (!response.ok) {
       window.loupeToast && window.loupeToast(`Could not start the upload (HTTP ${response.status})`);
       return;

@@ -4,7 +4,6 @@ import json
 import re
 
 import openapi_spec_validator
-import pytest
 
 # SPEC section 9: the paths of this slice, as OpenAPI spells them.
 CONTRACT = {

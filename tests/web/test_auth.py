@@ -19,7 +19,7 @@ def test_user_signs_in_and_lands_on_the_datasets(client):
 
 
 def test_sign_in_ignores_the_case_of_the_email(client):
-    user = fast_user("Mixed@Example.com".lower())
+    fast_user("Mixed@Example.com".lower())
     response = client.post("/login", data={"email": "MIXED@example.COM", "password": PASSWORD})
     assert response.status_code == 303
 

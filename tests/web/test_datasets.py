@@ -14,13 +14,6 @@ from tests.support import fast_user, job_id_from, location_path, member, sign_in
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture
-def owner(client):
-    user = fast_user("owner@example.com")
-    sign_in(client, user)
-    return user
-
-
 def names_in(html: str) -> list[str]:
     return re.findall(r'<strong class="name">([^<]*)</strong>', html)
 

@@ -13,13 +13,6 @@ HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
-def owner(client):
-    user = fast_user("owner@example.com")
-    sign_in(client, user)
-    return user
-
-
-@pytest.fixture
 def dataset(owner):
     return make_dataset(owner, name="Jobs")
 

@@ -9,14 +9,7 @@ import pytest
 from core.extensions import db
 from models import Folder, Image, ImportItem, ImportItemStatus, Job, JobStatus
 from tests.factories import image_bytes, make_dataset
-from tests.support import fast_user, job_id_from, location_path, member, sign_in, upload
-
-
-@pytest.fixture
-def owner(client):
-    user = fast_user("owner@example.com")
-    sign_in(client, user)
-    return user
+from tests.support import job_id_from, location_path, member, sign_in, upload
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def _kill_hard(process) -> None:
             pass
     process.wait(timeout=10)
     for pid in horses:  # an orphaned horse is reaped by init; wait until it is really gone
-        wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), timeout=10, what=f"horse {pid} to die")
+        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), timeout=10, what=f"horse {pid} to die")
 
 
 def _state(pid: int) -> str:
