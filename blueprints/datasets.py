@@ -35,7 +35,7 @@ def index():
     return render(
         "datasets/index.html", "partials/datasets/_list.html",
         datasets=items, total=total, q=q, page=q.offset // q.limit + 1, pages=max(1, -(-total // q.limit)),
-        previews=service.preview_image_ids(items), statuses={d.id: dataset_status(d) for d in items}, types=list(DatasetType),
+        previews=service.preview_image_ids(items, current_user), statuses={d.id: dataset_status(d) for d in items}, types=list(DatasetType),
     )
 
 

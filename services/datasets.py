@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from core.errors import Conflict, Invalid, NotFound, parse_choice
 from core.extensions import db
-from core.permissions import visible_datasets
+from core.permissions import visible_datasets, visible_images
 from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, Role, User
 from services.jobs import start_job
 
@@ -84,10 +84,10 @@ def list_datasets(user: User, q: DatasetQuery) -> tuple[list[Dataset], int]:
     return list(items), total
 
 
-def preview_image_ids(datasets: list[Dataset], per_dataset: int = 4) -> dict[int, list[int]]:
-    """The first few image ids of each dataset, for card thumbnails (one indexed query each)."""
+def preview_image_ids(datasets: list[Dataset], user: User, per_dataset: int = 4) -> dict[int, list[int]]:
+    """The first few images of each dataset the user may see, for card thumbnails (one indexed query each)."""
     return {
-        d.id: list(db.session.scalars(select(Image.id).where(Image.dataset_id == d.id).order_by(Image.id).limit(per_dataset)))
+        d.id: list(db.session.scalars(visible_images(select(Image.id), user, d).order_by(Image.id).limit(per_dataset)))
         for d in datasets
     }
 

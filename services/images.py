@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, tuple_, update
 
 from core.errors import Conflict, Invalid, NotFound, parse_choice
 from core.extensions import db
@@ -197,10 +197,29 @@ def _filtered(dataset: Dataset, user: User, f: ImageFilter):
 def grid_page(dataset: Dataset, user: User, f: ImageFilter) -> tuple[list[Image], int | None]:
     """One keyset page of images (id order) and the cursor of the next page, if any."""
     f.validate()
-    query = _filtered(dataset, user, f).where(Image.id > f.after).order_by(Image.id).limit(f.limit + 1)
+    # PostgreSQL likes to walk the primary key for "ORDER BY id LIMIT n" and filter by dataset, which
+    # reads past every older dataset's rows first; starting the first page at the dataset's first
+    # image keeps that walk inside the dataset.
+    after = f.after or _first_image_id(dataset) - 1
+    query = _filtered(dataset, user, f).where(Image.id > after).order_by(Image.id).limit(f.limit + 1)
     images = db.session.scalars(query).all()
     next_cursor = images[f.limit - 1].id if len(images) > f.limit else None
     return list(images[: f.limit]), next_cursor
+
+
+def _first_image_id(dataset: Dataset) -> int:
+    """The dataset's smallest image id (1 when it has none), found through its (dataset_id, id) index.
+
+    Written as a row comparison so the planner cannot turn it into a primary-key walk, as it
+    does with `min(id) ... WHERE dataset_id = ?`.
+    """
+    first = db.session.scalar(
+        select(Image.id)
+        .where(tuple_(Image.dataset_id, Image.id) > tuple_(dataset.id, 0), Image.dataset_id <= dataset.id)
+        .order_by(Image.dataset_id, Image.id)
+        .limit(1)
+    )
+    return first or 1
 
 
 def count_images(dataset: Dataset, user: User, f: ImageFilter, cap: int | None = None) -> int:

@@ -32,7 +32,7 @@ def index(args):
         for dataset_id, labels in service.labels_of(datasets).items():
             extra[dataset_id]["labels"] = labels
     if args["preview"]:
-        for dataset_id, image_ids in service.preview_image_ids(datasets).items():
+        for dataset_id, image_ids in service.preview_image_ids(datasets, current_user).items():
             extra[dataset_id]["preview"] = [
                 url_for("api-images.thumbnail", dataset_id=dataset_id, image_id=image_id) for image_id in image_ids
             ]

@@ -8,8 +8,8 @@ import pytest
 from core.extensions import db
 from core.storage import get_storage
 from models import Dataset, DatasetMember, DatasetType, Image, Job, JobStatus
-from tests.factories import image_bytes, make_dataset
-from tests.support import fast_user, job_id_from, location_path, member, sign_in, upload
+from tests.factories import assign, image_bytes, make_dataset
+from tests.support import fast_user, insert_images, job_id_from, location_path, member, sign_in, upload
 
 HX = {"HX-Request": "true"}
 
@@ -315,3 +315,17 @@ def test_refresh_counters_job_recomputes_the_counts(client, owner, run_jobs):
     run_jobs()
     refreshed = db.session.get(Dataset, dataset.id)
     assert refreshed.image_count == 1 and refreshed.total_bytes > 0
+
+
+def test_a_labelers_dataset_card_previews_only_images_assigned_to_them(client):
+    owner = fast_user()
+    dataset = make_dataset(owner, name="Assigned only")
+    ids = insert_images(dataset, 5)
+    labeler = member(dataset, "labeler")
+    assign(dataset, ids[3], labeler)
+    sign_in(client, labeler)
+
+    page = client.get("/datasets/").get_data(as_text=True)
+
+    previews = re.findall(rf"/datasets/{dataset.id}/images/(\d+)/thumbnail", page)
+    assert previews == [str(ids[3])]
