@@ -1,7 +1,7 @@
 """Every model, imported once so Alembic and the app see the whole schema."""
 
 from models.annotation import Annotation, AnnotationRevision, Review
-from models.dataset import Dataset, DatasetMember, DatasetType, Role
+from models.dataset import SHAPES, SHAPES_BY_TYPE, SINGLE_TAG_TYPES, Dataset, DatasetMember, DatasetType, Role
 from models.image import Folder, Image, ImageState, ImageTag, Split, Tag
 from models.jobs import ImportItem, ImportItemStatus, Job, JobStatus, Upload
 from models.label import Label
@@ -9,6 +9,7 @@ from models.team import Assignment, LabelingTask, Workforce, WorkforceMember
 from models.user import ApiToken, User
 
 __all__ = [
+    "SHAPES", "SHAPES_BY_TYPE", "SINGLE_TAG_TYPES",
     "Annotation", "AnnotationRevision", "ApiToken", "Assignment", "Dataset", "DatasetMember",
     "DatasetType", "Folder", "Image", "ImageState", "ImageTag", "ImportItem", "ImportItemStatus",
     "Job", "JobStatus", "Label", "LabelingTask", "Review", "Role", "Split", "Tag", "Upload",

@@ -22,6 +22,19 @@ class DatasetType(str, enum.Enum):
         return self.value.capitalize()
 
 
+# The shapes an annotation may have in each dataset type (SPEC sections 3 and 7). `tag` is a
+# whole-image class; classification and anomaly images carry exactly one.
+SHAPES = ("tag", "box", "polygon", "polyline", "points", "circle")
+SHAPES_BY_TYPE = {
+    DatasetType.classification: ("tag",),
+    DatasetType.multilabel: ("tag", "polygon"),
+    DatasetType.detection: ("box", "polygon", "polyline", "points", "circle"),
+    DatasetType.segmentation: ("polygon", "box", "circle"),
+    DatasetType.anomaly: ("tag", "box", "polygon", "circle"),
+}
+SINGLE_TAG_TYPES = (DatasetType.classification, DatasetType.anomaly)
+
+
 class Role(str, enum.Enum):
     """Dataset roles, weakest first: the order is what role_at_least() compares."""
 

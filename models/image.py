@@ -48,6 +48,9 @@ class Image(db.Model):
     format: Mapped[str] = mapped_column(String(10))
     orientation: Mapped[int] = mapped_column(default=1)
     phash: Mapped[str | None] = mapped_column(String(16))
+    # The number of the image's latest annotation revision (0: never annotated). A save names the
+    # revision it was based on, so two people saving the same image never overwrite each other.
+    revision: Mapped[int] = mapped_column(default=0, server_default="0")
     split: Mapped[Split] = mapped_column(db.Enum(Split, native_enum=False, length=12), default=Split.unassigned)
     external_id: Mapped[str | None] = mapped_column(String(255))
     state: Mapped[ImageState] = mapped_column(
