@@ -13,10 +13,10 @@ from services.accounts import user_for_token
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import admin, auth, datasets, images, jobs, profile, uploads
+    from blueprints import admin, auth, datasets, images, jobs, labeling, labels, profile, uploads
     from blueprints.api import API_BLUEPRINTS
 
-    for module in (auth, datasets, images, uploads, jobs, profile, admin):
+    for module in (auth, datasets, images, uploads, labels, labeling, jobs, profile, admin):
         app.register_blueprint(module.bp)
     for bp in API_BLUEPRINTS:
         csrf.exempt(bp)  # the API authenticates by token only, never by cookie, so CSRF cannot apply

@@ -14,7 +14,7 @@ from sqlalchemy import exists, or_, select
 
 from core.errors import Forbidden, NotFound
 from core.extensions import db
-from models import Assignment, Dataset, DatasetMember, Image, Job, Role, User
+from models import Assignment, Dataset, DatasetMember, Image, ImageState, Job, Role, User
 
 Rule = Callable[[User, object], bool]
 
@@ -70,6 +70,18 @@ def sees_image(user: User, image: Image) -> bool:
     return sees_dataset(user, dataset) and (sees_all_images(user, dataset) or is_assigned(user, image))
 
 
+def annotates(user: User, image: Image) -> bool:
+    """Reviewers and up annotate any image of the dataset; a labeler only their assigned images, until accepted."""
+    if is_admin(user):
+        return True
+    role = role_of(user, db.session.get(Dataset, image.dataset_id))
+    if role is None:
+        return False
+    if role.rank >= Role.reviewer.rank:
+        return True
+    return image.state != ImageState.accepted and is_assigned(user, image)
+
+
 def owns_job_or(rule: Rule) -> Rule:
     def check(user: User, job: Job) -> bool:
         if is_admin(user) or job.user_id == user.id:
@@ -88,6 +100,7 @@ SCOPES: dict[str, Rule] = {
     "dataset:export": role_at_least(Role.manager),
     "dataset:review": role_at_least(Role.reviewer),
     "image:view": sees_image,
+    "image:annotate": annotates,
     "job:view": owns_job_or(sees_dataset),
     "job:cancel": owns_job_or(role_at_least(Role.manager)),
     "users:manage": is_admin,

@@ -9,6 +9,7 @@ from core.extensions import db
 from core.permissions import visible_datasets, visible_images
 from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, Role, User
 from services.jobs import start_job
+from services.labels import recount_labels
 
 SORTS = {"name": Dataset.name, "created_at": Dataset.created_at, "image_count": Dataset.image_count}
 MAX_NAME = 200
@@ -169,7 +170,7 @@ def remove_member(dataset: Dataset, member_id: int) -> None:
 
 
 def recount(dataset_id: int) -> None:
-    """Recompute a dataset's counters from its rows (the refresh-counters job calls this)."""
+    """Recompute a dataset's counters, its labels' included, from its rows (the refresh-counters job calls this)."""
     count, total = db.session.execute(
         select(func.count(Image.id), func.coalesce(func.sum(Image.byte_size), 0)).where(Image.dataset_id == dataset_id)
     ).one()
@@ -182,6 +183,7 @@ def recount(dataset_id: int) -> None:
     dataset = db.session.get(Dataset, dataset_id)
     dataset.image_count, dataset.total_bytes = count, int(total)
     dataset.annotated_count, dataset.annotation_count = annotated, annotations
+    recount_labels(dataset_id)
 
 
 def stats(dataset: Dataset) -> dict:

@@ -341,3 +341,58 @@ def folder_for(dataset_id: int, path: str) -> int:
             folder_id = folder.id
         parent_id = folder_id
     return parent_id
+
+
+# ---- tags ----------------------------------------------------------------------------------
+
+
+def list_tags(dataset: Dataset) -> list[dict]:
+    """The dataset's tags by name, each with how many images carry it."""
+    rows = db.session.execute(
+        select(Tag.name, func.count(ImageTag.image_id))
+        .outerjoin(ImageTag, ImageTag.tag_id == Tag.id)
+        .where(Tag.dataset_id == dataset.id)
+        .group_by(Tag.id, Tag.name)
+        .order_by(Tag.name)
+    )
+    return [{"name": name, "image_count": count} for name, count in rows]
+
+
+def _tag_named(dataset: Dataset, name: str) -> Tag:
+    tag = db.session.scalar(select(Tag).where(Tag.dataset_id == dataset.id, Tag.name == name))
+    if tag is None:
+        raise NotFound(f"No tag {name!r} in dataset {dataset.id}")
+    return tag
+
+
+def rename_tag(dataset: Dataset, name: str, new_name) -> dict:
+    """Rename a tag; renaming onto an existing tag merges the two."""
+    if not isinstance(new_name, str) or not 0 < len(new_name.strip()) <= 100:
+        raise Invalid("The new tag name must have 1 to 100 characters", details={"field": "name"})
+    new_name = new_name.strip()
+    tag = _tag_named(dataset, name)
+    target = db.session.scalar(select(Tag).where(Tag.dataset_id == dataset.id, Tag.name == new_name))
+    if target is None:
+        tag.name = new_name
+    elif target.id != tag.id:
+        # Merge: images that already carry the target keep one link; the others move over.
+        both = select(ImageTag.image_id).where(ImageTag.tag_id == target.id)
+        db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(both)))
+        db.session.execute(update(ImageTag).where(ImageTag.tag_id == tag.id).values(tag_id=target.id))
+        db.session.execute(delete(Tag).where(Tag.id == tag.id))
+    db.session.commit()
+    count = db.session.scalar(
+        select(func.count()).select_from(ImageTag).join(Tag, Tag.id == ImageTag.tag_id)
+        .where(Tag.dataset_id == dataset.id, Tag.name == new_name)
+    )
+    return {"name": new_name, "image_count": count}
+
+
+def delete_tag(dataset: Dataset, name: str) -> int:
+    """Remove a tag from every image of the dataset; how many images lost it."""
+    tag = _tag_named(dataset, name)
+    count = db.session.scalar(select(func.count()).select_from(ImageTag).where(ImageTag.tag_id == tag.id))
+    db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id))
+    db.session.execute(delete(Tag).where(Tag.id == tag.id))
+    db.session.commit()
+    return count

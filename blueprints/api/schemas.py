@@ -8,7 +8,7 @@ from flask import url_for
 from flask_smorest.fields import Upload
 from marshmallow import Schema, fields
 
-from models import DatasetType, ImageState, JobStatus, Role, Split
+from models import SHAPES, DatasetType, ImageState, JobStatus, Role, Split
 from services.datasets import SORTS
 from services.images import PAGE
 from services.jobs import dataset_status
@@ -60,15 +60,72 @@ class TokenArgs(Schema):
 # ---- datasets ------------------------------------------------------------------------------
 
 
+class AttributeSchema(Schema):
+    name = fields.String(required=True, metadata={"description": "Unique within the label, 1 to 100 characters"})
+    type = fields.String(required=True, metadata={"enum": ["text", "number", "checkbox", "select"]})
+    # A Function: a definition without values is a dict whose attribute `values` is dict.values.
+    values = fields.Function(
+        lambda a: a.get("values"), metadata={"type": "array", "items": {"type": "string"}, "description": "select only: the distinct choices"}
+    )
+    default = fields.Raw(metadata={"description": "Optional; text, a number, true/false or one of values, by type"})
+
+
 class LabelSchema(Schema):
     id = fields.Integer()
+    dataset_id = fields.Integer()
     name = fields.String()
-    color = fields.String()
-    shortcut = fields.String(allow_none=True)
-    default_shape = fields.String()
-    position = fields.Integer()
+    color = fields.String(metadata={"description": "#rrggbb"})
+    shortcut = fields.String(allow_none=True, metadata={"description": "One key, 0-9 or a-z"})
+    default_shape = fields.String(metadata={"enum": list(SHAPES)})
+    with_text = fields.Boolean(metadata={"description": "Shapes of this label carry an OCR transcription"})
+    attributes = fields.List(fields.Nested(AttributeSchema))
+    unclassified = fields.Boolean()
+    position = fields.Integer(metadata={"description": "Display order, smallest first"})
     image_count = fields.Integer()
     annotation_count = fields.Integer()
+
+
+# Label requests: the types are checked here, the values (unique names, shapes per dataset type,
+# attribute definitions) in services.labels, so the pages and the API answer alike.
+class LabelUpdateArgs(Schema):
+    name = fields.String(metadata={"description": "1 to 200 characters, unique in the dataset (any case)"})
+    color = fields.String(metadata={"description": "#rrggbb", "example": "#e6194b"})
+    shortcut = fields.String(allow_none=True, metadata={"description": "One key, 0-9 or a-z (lower-cased), unique in the dataset; null for none"})
+    default_shape = fields.String(metadata={"enum": list(SHAPES), "description": "One of the shapes the dataset type allows"})
+    with_text = fields.Raw(metadata={"type": "boolean"})
+    attributes = fields.Raw(metadata={
+        "type": "array", "maxItems": 50, "items": {"$ref": "#/components/schemas/Attribute"},
+        "description": "Attribute definitions (replaces the list)",
+    })
+    unclassified = fields.Raw(metadata={"type": "boolean", "description": "At most one label per dataset"})
+    position = fields.Integer(strict=True, metadata={"minimum": 0})
+
+
+class LabelCreateArgs(LabelUpdateArgs):
+    name = fields.String(required=True, metadata={"description": "1 to 200 characters, unique in the dataset (any case)"})
+
+
+class LabelMergeArgs(Schema):
+    label_ids = fields.List(fields.Integer(strict=True), required=True, metadata={"description": "The labels to merge"})
+    name = fields.String(required=True, metadata={"description": "The label to merge into: an existing one, or a new one"})
+    color = fields.String(metadata={"description": "#rrggbb; by default the existing target's or the first label's"})
+
+
+class LabelOrderArgs(Schema):
+    label_ids = fields.List(fields.Integer(strict=True), required=True, metadata={"description": "Every label id, in the new order"})
+
+
+class LabelCopyArgs(Schema):
+    from_dataset_id = fields.Integer(strict=True, required=True, metadata={"description": "A dataset the caller may see"})
+
+
+class LabelCopySchema(Schema):
+    copied = fields.List(fields.String(), metadata={"description": "Names of the labels copied"})
+    skipped = fields.List(fields.String(), metadata={"description": "Names this dataset already has"})
+    shortcuts_dropped = fields.List(fields.String(), metadata={"description": "Copied without their shortcut, already in use here"})
+    shapes_changed = fields.List(fields.String(), metadata={"description": "Copied with another default shape (not allowed in this type)"})
+    message = fields.String()
+    labels = fields.List(fields.Nested(LabelSchema), metadata={"description": "This dataset's labels afterwards"})
 
 
 class DatasetSchema(Schema):

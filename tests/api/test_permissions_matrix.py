@@ -44,6 +44,44 @@ def upload_body(w, user) -> dict:
     return {"data": {"files": [(io.BytesIO(image_bytes(seed=99)), "new.jpg")]}, "content_type": "multipart/form-data"}
 
 
+def with_revision(w, user) -> dict:
+    """Give the image a revision 1 to restore."""
+    from services.annotations import replace_annotations
+
+    replace_annotations(w.image, w.owner, [], 0)
+    return {}
+
+
+def with_tag(w, body: dict) -> dict:
+    """Tag the image "old", for the rename and delete rows."""
+    from services.images import update_image
+
+    update_image(w.image, tags=["old"])
+    return body
+
+
+def a_label(w) -> int:
+    """A new label of the world's dataset, for the label rows."""
+    import uuid
+
+    from services.labels import create_label
+
+    return create_label(w.dataset, name=f"label-{uuid.uuid4().hex[:8]}").id
+
+
+def every_label(w) -> list[int]:
+    from services.labels import list_labels
+
+    a_label(w)
+    return [label.id for label in list_labels(w.dataset)]
+
+
+def public_dataset(w) -> int:
+    from tests.factories import make_dataset
+
+    return make_dataset(w.owner, name="Public source", public=True).id
+
+
 @dataclass
 class Row:
     endpoint: str
@@ -78,6 +116,26 @@ ROWS = [
         lambda w, u: {"json": {"image_ids": [w.image.id]}}),
     Row("api-images.file", "GET", "/api/v1/datasets/{ds}/images/{img}/file", viewers(200)),
     Row("api-images.thumbnail", "GET", "/api/v1/datasets/{ds}/images/{img}/thumbnail", viewers(200)),
+    # Annotations: read with image:view, write with image:annotate (the labeler is assigned to {img}).
+    Row("api-annotations.show", "GET", "/api/v1/datasets/{ds}/images/{img}/annotations", viewers(200)),
+    Row("api-annotations.replace", "PUT", "/api/v1/datasets/{ds}/images/{img}/annotations", viewers(200),
+        lambda w, u: {"json": {"revision": 0, "annotations": []}}),
+    Row("api-annotations.submit", "POST", "/api/v1/datasets/{ds}/images/{img}/submit", viewers(200)),
+    Row("api-annotations.skip", "POST", "/api/v1/datasets/{ds}/images/{img}/skip", viewers(200)),
+    Row("api-annotations.history", "GET", "/api/v1/datasets/{ds}/images/{img}/history", viewers(200)),
+    Row("api-annotations.restore", "POST", "/api/v1/datasets/{ds}/images/{img}/history/1/restore", viewers(200), with_revision),
+    Row("api-tags.index", "GET", "/api/v1/datasets/{ds}/tags", viewers(200)),
+    Row("api-tags.rename", "POST", "/api/v1/datasets/{ds}/tags/old/rename", managers(200), lambda w, u: with_tag(w, {"json": {"name": "new"}})),
+    Row("api-tags.delete", "DELETE", "/api/v1/datasets/{ds}/tags/old", managers(200), lambda w, u: with_tag(w, {})),
+    Row("api-labels.index", "GET", "/api/v1/datasets/{ds}/labels", viewers(200)),
+    Row("api-labels.create", "POST", "/api/v1/datasets/{ds}/labels", managers(201), lambda w, u: {"json": {"name": "New"}}),
+    Row("api-labels.update", "PATCH", "/api/v1/datasets/{ds}/labels/{lbl}", managers(200), lambda w, u: {"json": {"color": "#000000"}}),
+    Row("api-labels.delete", "DELETE", "/api/v1/datasets/{ds}/labels/{lbl}", managers(202)),
+    Row("api-labels.merge", "POST", "/api/v1/datasets/{ds}/labels/merge", managers(202),
+        lambda w, u: {"json": {"label_ids": [a_label(w), a_label(w)], "name": "merged"}}),
+    Row("api-labels.reorder", "POST", "/api/v1/datasets/{ds}/labels/reorder", managers(200), lambda w, u: {"json": {"label_ids": every_label(w)}}),
+    Row("api-labels.copy", "POST", "/api/v1/datasets/{ds}/labels/copy", managers(200), lambda w, u: {"json": {"from_dataset_id": public_dataset(w)}}),
+    Row("api-labels.refresh_counters", "POST", "/api/v1/datasets/{ds}/labels/refresh-counters", managers(202)),
     Row("api-jobs.show", "GET", "/api/v1/jobs/{job}", viewers(200)),
     Row("api-jobs.cancel", "POST", "/api/v1/jobs/{job}/cancel", managers(200)),
 ]
@@ -86,7 +144,8 @@ CASES = [pytest.param(row, role, id=f"{row.method} {row.path} as {role}") for ro
 
 
 def _path(row: Row, w, token_id: int) -> str:
-    return row.path.format(ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id)
+    lbl = a_label(w) if "{lbl}" in row.path else None  # a label only for the rows that name one
+    return row.path.format(ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id, lbl=lbl)
 
 
 @pytest.mark.parametrize("row, role", CASES)

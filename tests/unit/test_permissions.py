@@ -23,6 +23,7 @@ TABLE = {
     "dataset:export":  (True,  True,  True,   False,   False,  False),
     "dataset:review":  (True,  True,  True,   True,    False,  False),
     "image:view":      (True,  True,  True,   True,    False,  False),
+    "image:annotate":  (True,  True,  True,   True,    False,  False),
     "job:view":        (True,  True,  True,   True,    True,   False),
     "job:cancel":      (True,  True,  True,   False,   False,  False),
     "users:manage":    (True,  False, False,  False,   False,  False),
@@ -231,3 +232,26 @@ def test_requires_refuses_an_unknown_scope_when_the_view_is_defined():
 def test_requires_records_its_scope_on_the_view():
     view = requires("dataset:view")(lambda dataset: None)
     assert view.permission_scope == "dataset:view"
+
+
+def test_labeler_annotates_only_assigned_images_and_not_once_accepted(setting):
+    from models import ImageState
+
+    dataset, image, _ = setting
+    labeler, other_labeler = member(dataset, "labeler"), member(dataset, "labeler")
+    assert not can(labeler, "image:annotate", image)
+    assign(dataset, image.id, labeler)
+    assert can(labeler, "image:annotate", image)
+    assert not can(other_labeler, "image:annotate", image), "an assignment is personal"
+    image.state = ImageState.accepted
+    db.session.commit()
+    assert not can(labeler, "image:annotate", image)
+    assert can(member(dataset, "reviewer"), "image:annotate", image), "reviewers still correct accepted images"
+
+
+def test_public_dataset_gives_outsiders_nothing_to_annotate(setting):
+    dataset, image, _ = setting
+    dataset.public = True
+    db.session.commit()
+    assert not can(fast_user(), "image:annotate", image)
+    assert not can(member(dataset, "labeler"), "image:annotate", image)

@@ -116,11 +116,33 @@ def own_upload(w: World, user: User | None, with_file: bool = False) -> int:
     return upload.id
 
 
+def saved_revision(w: World) -> int:
+    """A revision of the world's image to restore (the owner saves it empty)."""
+    from services.annotations import replace_annotations
+
+    image = db.session.get(Image, w.image_id)
+    return replace_annotations(image, w.owner, [], image.revision)["revision"]
+
+
 def own_token(w: World, user: User | None) -> int:
     if user is None:
         return w.token_id
     token, _ = accounts.create_token(user, "mine")
     return token.id
+
+
+def a_label(w: World) -> int:
+    """A new label of the world's dataset, for the Labels page rows."""
+    import uuid
+
+    from services.labels import create_label
+
+    return create_label(w.dataset, name=f"label-{uuid.uuid4().hex[:8]}", default_shape="box").id
+
+
+def public_dataset(w: World) -> int:
+    """Another dataset every signed-in user may see, to copy labels from."""
+    return make_dataset(w.owner, name="Public source", public=True).id
 
 
 def jpeg_file() -> dict:
@@ -158,6 +180,14 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("images.show", "GET"): Route(lambda w, u: (img(w), {}), image_viewers(200)),
     ("images.thumbnail", "GET"): Route(lambda w, u: (img(w, "/thumbnail"), {}), image_viewers(200)),
     ("images.file", "GET"): Route(lambda w, u: (img(w, "/file"), {}), image_viewers(200)),
+    ("labeling.show", "GET"): Route(lambda w, u: (img(w, "/label"), {}), image_viewers(200)),
+    ("labeling.annotations", "GET"): Route(lambda w, u: (img(w, "/annotations"), {}), image_viewers(200)),
+    # image:annotate: reviewers and up; the matrix's labeler has no assignment, so sees no image.
+    ("labeling.save", "PUT"): Route(lambda w, u: (img(w, "/annotations"), {"revision": 0, "annotations": []}), image_viewers(200)),
+    ("labeling.submit", "POST"): Route(lambda w, u: (img(w, "/submit"), {}), image_viewers(200)),
+    ("labeling.skip", "POST"): Route(lambda w, u: (img(w, "/skip"), {}), image_viewers(200)),
+    ("labeling.history", "GET"): Route(lambda w, u: (img(w, "/history"), {}), image_viewers(200)),
+    ("labeling.restore", "POST"): Route(lambda w, u: (img(w, f"/history/{saved_revision(w)}/restore"), {}), image_viewers(200)),
     ("uploads.new", "GET"): Route(lambda w, u: (ds(w, "/upload/"), {}), managers(200)),
     ("uploads.create", "POST"): Route(lambda w, u: (ds(w, "/upload/"), jpeg_file()), managers(303), files=True),
     ("uploads.begin", "POST"): Route(lambda w, u: (ds(w, "/upload/batches"), {}), managers(201)),
@@ -167,6 +197,21 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("uploads.finish", "POST"): Route(
         lambda w, u: (ds(w, f"/upload/batches/{own_upload(w, u, with_file=True)}/finish"), {}), managers(200)
     ),
+    ("labels.index", "GET"): Route(lambda w, u: (ds(w, "/labels/"), {}), viewers(200)),
+    ("labels.create", "POST"): Route(lambda w, u: (ds(w, "/labels/"), {"name": "new", "color": "#112233", "default_shape": "box"}), managers(303)),
+    ("labels.show", "GET"): Route(lambda w, u: (ds(w, f"/labels/{a_label(w)}"), {}), viewers(200)),
+    ("labels.edit", "GET"): Route(lambda w, u: (ds(w, f"/labels/{a_label(w)}/edit"), {}), managers(200)),
+    ("labels.update", "POST"): Route(
+        lambda w, u: (ds(w, f"/labels/{a_label(w)}"), {"name": "renamed", "color": "#112233", "default_shape": "box"}), managers(303)
+    ),
+    ("labels.reorder", "POST"): Route(lambda w, u: (ds(w, "/labels/reorder"), {"label_id": str(a_label(w)), "direction": "up"}), managers(303)),
+    ("labels.copy", "POST"): Route(lambda w, u: (ds(w, "/labels/copy"), {"from_dataset_id": str(public_dataset(w))}), managers(303)),
+    ("labels.merge", "POST"): Route(
+        lambda w, u: (ds(w, "/labels/merge"), {"label_ids": [str(a_label(w)), str(a_label(w))], "name": "merged"}), managers(303)
+    ),
+    ("labels.delete", "POST"): Route(lambda w, u: (ds(w, f"/labels/{a_label(w)}/delete"), {}), managers(303)),
+    ("labels.refresh_counters", "POST"): Route(lambda w, u: (ds(w, "/labels/refresh-counters"), {}), managers(303)),
+    ("labels.job_status", "GET"): Route(lambda w, u: (ds(w, f"/labels/jobs/{w.queued_job.id}"), {}), viewers(303)),
     ("jobs.index", "GET"): Route(lambda w, u: ("/jobs/", {}), everyone(200)),
     ("jobs.show", "GET"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}", {}), viewers(200)),
     ("jobs.cancel", "POST"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}/cancel", {}), managers(200)),
@@ -206,6 +251,8 @@ def test_the_permission_matrix_names_no_route_that_does_not_exist(app):
 def _send(client, method: str, url: str, data: dict, route: Route, headers=None):
     if method == "GET":
         return client.get(url, headers=headers)
+    if method == "PUT":  # the labeling canvas's JSON save
+        return client.put(url, json=data, headers=headers)
     return client.post(url, data=data, headers=headers, content_type="multipart/form-data" if route.files else None)
 
 
@@ -233,7 +280,7 @@ def test_route_answers_each_role_with_the_status_the_permission_table_promises(c
         return
     expected = route.anonymous if role == "anonymous" else route.expected[role]
     assert response.status_code == expected, f"{method} {url} as {role}: {response.status_code}\n{body[:500]}"
-    if expected == 404 and endpoint.startswith(("datasets.", "images.", "uploads.")):
+    if expected == 404 and endpoint.startswith(("datasets.", "images.", "uploads.", "labeling.")):
         assert world.dataset.name not in body, "a 404 must not reveal the dataset's name"
 
 

@@ -1,0 +1,156 @@
+"""Annotations of one image: get, replace (with the revision it was based on), submit, skip, history, restore."""
+
+from flask import request
+from flask_login import current_user
+from marshmallow import Schema, fields
+
+from blueprints.api.base import Blueprint
+from core.errors import LoupeError
+from core.permissions import requires
+from services import annotations as service
+
+MAX_BODY = 2 * 1024 * 1024
+
+bp = Blueprint(
+    "api-annotations", __name__, url_prefix="/api/v1/datasets/<int:dataset_id>/images/<int:image_id>",
+    description="Annotations of an image: every save is a revision; a save based on an old revision gets 409",
+)
+
+
+class BodyTooLarge(LoupeError):
+    status, code = 413, "request_too_large"
+
+
+@bp.before_request
+def _bound_body():
+    # The app-wide limit is sized for uploads; an annotation set has its own, much smaller one.
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BodyTooLarge(f"The request is larger than the limit of {MAX_BODY // (1024 * 1024)} MB for annotations")
+    request.max_content_length = MAX_BODY  # also bounds chunked bodies, which carry no length
+
+
+# ---- schemas -------------------------------------------------------------------------------
+
+
+class AnnotationSchema(Schema):
+    id = fields.Integer(metadata={"description": "Changes on every save; ignored when sent back"})
+    label_id = fields.Integer(required=True)
+    shape = fields.String(required=True, metadata={"enum": ["tag", "box", "polygon", "polyline", "points", "circle"]})
+    geometry = fields.Dict(metadata={
+        "description": "Pixels of the original image. box {x, y, width, height}; polygon, polyline, points "
+        "{points: [[x, y], …]} (at least 3, 2, 1); circle {cx, cy, r}; tag {}"
+    })
+    attributes = fields.Dict(metadata={"description": "Attribute name to value, as the label defines them"})
+    text = fields.String(allow_none=True, metadata={"description": "Only for labels with text (OCR)"})
+    source = fields.String(metadata={"enum": ["human", "prediction"]})
+    score = fields.Float(allow_none=True)
+    author_id = fields.Integer(allow_none=True, dump_only=True)
+
+
+class AnnotationSetSchema(Schema):
+    revision = fields.Integer(metadata={"description": "The image's latest revision: name it in the next save"})
+    state = fields.String(metadata={"description": "The image's state after the change"})
+    annotations = fields.List(fields.Nested(AnnotationSchema))
+
+
+class RestoredSchema(AnnotationSetSchema):
+    restored_from = fields.Integer()
+    dropped = fields.List(fields.Dict(), metadata={"description": "Annotations left out because their label was deleted"})
+
+
+class ReplaceArgs(Schema):
+    # Raw: the service validates every annotation and names the index and field at fault.
+    revision = fields.Raw(required=True, metadata={"type": "integer", "description": "The revision the annotations are based on (0: none)"})
+    annotations = fields.Raw(required=True, metadata={"type": "array", "items": {"$ref": "#/components/schemas/Annotation"}})
+
+
+class LifecycleArgs(Schema):
+    revision = fields.Raw(metadata={"type": "integer", "description": "Optional: refuse with 409 if someone saved since"})
+
+
+class PersonSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    email = fields.String()
+
+
+class RevisionSchema(Schema):
+    number = fields.Integer()
+    author = fields.Nested(PersonSchema, allow_none=True)
+    action = fields.String(metadata={"enum": ["save", "submit", "skip", "restore"]})
+    created_at = fields.DateTime()
+    state = fields.String(allow_none=True)
+    annotation_count = fields.Integer()
+
+
+class HistorySchema(Schema):
+    items = fields.List(fields.Nested(RevisionSchema))
+    next_before = fields.Integer(allow_none=True, metadata={"description": "Pass as before for older revisions; null at the first"})
+
+
+class HistoryArgs(Schema):
+    before = fields.Integer(metadata={"minimum": 1, "description": "Only revisions older than this number"})
+    limit = fields.Integer(metadata={"minimum": 1, "maximum": service.HISTORY_PAGE})
+
+
+CONFLICT = "Someone saved since the named revision; details carry current_revision, annotations, author, saved_at"
+
+
+# ---- routes --------------------------------------------------------------------------------
+
+@bp.get("/annotations")
+@requires("image:view")
+@bp.response(200, AnnotationSetSchema)
+def show(dataset, image):
+    """The image's annotations and the revision they belong to."""
+    return service.get_annotations(image)
+
+
+@bp.put("/annotations")
+@requires("image:annotate")
+@bp.arguments(ReplaceArgs)
+@bp.response(200, AnnotationSetSchema)
+@bp.alt_response(409, description=CONFLICT)
+def replace(args, dataset, image):
+    """Replace all the image's annotations; `revision` must be the latest, or the answer is 409."""
+    return service.replace_annotations(image, current_user, args["annotations"], args["revision"])
+
+
+@bp.post("/submit")
+@requires("image:annotate")
+@bp.arguments(LifecycleArgs)
+@bp.response(200, AnnotationSetSchema)
+@bp.alt_response(409, description="The image is already to review or accepted, or someone saved since `revision`")
+def submit(args, dataset, image):
+    """Hand the image in: to_review, or accepted when its task needs no review."""
+    return service.submit(image, current_user, args.get("revision"))
+
+
+@bp.post("/skip")
+@requires("image:annotate")
+@bp.arguments(LifecycleArgs)
+@bp.response(200, AnnotationSetSchema)
+@bp.alt_response(409, description="The image is already to review or accepted, or someone saved since `revision`")
+def skip(args, dataset, image):
+    """Submit the image with no annotations."""
+    return service.skip(image, current_user, args.get("revision"))
+
+
+@bp.get("/history")
+@requires("image:view")
+@bp.arguments(HistoryArgs, location="query")
+@bp.response(200, HistorySchema)
+def history(args, dataset, image):
+    """The image's revisions, newest first: who saved, submitted, skipped or restored, and when."""
+    limit = args.get("limit", service.HISTORY_PAGE)
+    items = service.history(image, before=args.get("before"), limit=limit)
+    more = len(items) == limit and items[-1]["number"] > 1
+    return {"items": items, "next_before": items[-1]["number"] if more else None}
+
+
+@bp.post("/history/<int:number>/restore")
+@requires("image:annotate")
+@bp.response(200, RestoredSchema)
+def restore(dataset, image, number: int):
+    """Make an earlier revision's annotations current again (a new revision; nothing is lost)."""
+    return service.restore(image, current_user, number)

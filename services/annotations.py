@@ -1,0 +1,446 @@
+"""Annotations of one image: validated replace with revisions and conflicts, lifecycle, history, restore.
+
+Every change goes through `_store()` (or, for a bare submit, `record_revision()` directly): it replaces the rows, moves the image's
+state, records a revision, keeps the counters, and commits, in one transaction.
+"""
+
+import math
+from collections import Counter
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.errors import Conflict, Invalid, NotFound
+from core.extensions import db
+from models import (
+    SHAPES,
+    SHAPES_BY_TYPE,
+    SINGLE_TAG_TYPES,
+    Annotation,
+    AnnotationRevision,
+    Assignment,
+    Dataset,
+    Image,
+    ImageState,
+    Label,
+    LabelingTask,
+    User,
+)
+from models.base import utcnow
+from services.revisions import record_revision
+
+MAX_ANNOTATIONS = 2000
+MAX_POINTS = 10000
+MAX_TEXT = 10000
+MAX_ERRORS = 50
+TOLERANCE = 0.5  # pixels a shape may poke out of the image (rounding in clients)
+HISTORY_PAGE = 100
+
+FIELDS = ("label_id", "shape", "geometry", "attributes", "text", "source", "score")
+IGNORED = ("id", "author_id")  # what GET returns and a client may send back unchanged
+SOURCES = ("human", "prediction")
+POINT_MINIMUM = {"polygon": 3, "polyline": 2, "points": 1}
+GEOMETRY_KEYS = {"box": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"), "tag": ()}
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def annotation_dict(annotation: Annotation) -> dict:
+    return {
+        "id": annotation.id, "label_id": annotation.label_id, "shape": annotation.shape, "geometry": annotation.geometry or {},
+        "attributes": annotation.attributes or {}, "text": annotation.text, "source": annotation.source,
+        "score": annotation.score, "author_id": annotation.author_id,
+    }
+
+
+def _rows(image_id: int) -> list[Annotation]:
+    return list(db.session.scalars(select(Annotation).where(Annotation.image_id == image_id).order_by(Annotation.id)))
+
+
+def get_annotations(image: Image) -> dict:
+    """The image's current annotations, with the revision a save must name and the state."""
+    return {"revision": image.revision, "state": image.state.value, "annotations": [annotation_dict(a) for a in _rows(image.id)]}
+
+
+# ---- validation ----------------------------------------------------------------------------
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _Errors:
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def add(self, index: int | None, field: str, message: str) -> None:
+        if len(self.items) < MAX_ERRORS:
+            self.items.append({"index": index, "field": field, "message": message})
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        first = self.items[0]
+        where = f"Annotation {first['index']}, {first['field']}" if first["index"] is not None else first["field"]
+        more = f" (and {len(self.items) - 1} more problems)" if len(self.items) > 1 else ""
+        raise Invalid(f"{where}: {first['message']}{more}", details={"field": _path(first), "errors": self.items})
+
+
+def _path(error: dict) -> str:
+    return error["field"] if error["index"] is None else f"annotations[{error['index']}].{error['field']}"
+
+
+def _check_point(errors: _Errors, i: int, field: str, x, y, image: Image) -> None:
+    ok = True
+    for name, value in (("x", x), ("y", y)):
+        if not _finite(value):
+            errors.add(i, f"{field}.{name}" if field else name, f"must be a finite number, not {value!r}"[:200])
+            ok = False
+    if ok and not (-TOLERANCE <= x <= image.width + TOLERANCE and -TOLERANCE <= y <= image.height + TOLERANCE):
+        errors.add(i, field or "geometry", f"point ({x}, {y}) is outside the {image.width}x{image.height} image")
+
+
+def _check_geometry(errors: _Errors, i: int, shape: str, geometry, image: Image) -> None:
+    if not isinstance(geometry, dict):
+        errors.add(i, "geometry", "must be an object")
+        return
+    if shape in POINT_MINIMUM:
+        extra = set(geometry) - {"points"}
+        if extra:
+            errors.add(i, "geometry", f"unknown keys {', '.join(sorted(map(str, extra)))}; a {shape} has only points")
+        points = geometry.get("points")
+        if not isinstance(points, list):
+            errors.add(i, "geometry.points", "must be a list of [x, y] pairs")
+            return
+        minimum = POINT_MINIMUM[shape]
+        if not minimum <= len(points) <= MAX_POINTS:
+            errors.add(i, "geometry.points", f"a {shape} needs {minimum} to {MAX_POINTS} points, got {len(points)}")
+            return
+        before = len(errors.items)
+        for j, point in enumerate(points):
+            if not (isinstance(point, list) and len(point) == 2):
+                errors.add(i, f"geometry.points[{j}]", "must be a pair [x, y]")
+            else:
+                _check_point(errors, i, f"geometry.points[{j}]", point[0], point[1], image)
+            if len(errors.items) - before >= 5:
+                break  # one broken shape should not drown the others' errors
+        return
+    keys = GEOMETRY_KEYS[shape]
+    extra, missing = set(geometry) - set(keys), [k for k in keys if k not in geometry]
+    if extra:
+        errors.add(i, "geometry", f"unknown keys {', '.join(sorted(map(str, extra)))}; a {shape} has " + (", ".join(keys) or "none"))
+    for key in missing:
+        errors.add(i, f"geometry.{key}", "is required")
+    bad = [k for k in keys if k in geometry and not _finite(geometry[k])]
+    for key in bad:
+        errors.add(i, f"geometry.{key}", f"must be a finite number, not {geometry[key]!r}"[:200])
+    if missing or bad or extra:
+        return
+    if shape == "box":
+        x, y, w, h = (geometry[k] for k in keys)
+        if w <= 0:
+            errors.add(i, "geometry.width", "must be greater than 0")
+        if h <= 0:
+            errors.add(i, "geometry.height", "must be greater than 0")
+        if w > 0 and h > 0:
+            _check_point(errors, i, "geometry", x, y, image)
+            _check_point(errors, i, "geometry", x + w, y + h, image)
+    elif shape == "circle":
+        if geometry["r"] <= 0:
+            errors.add(i, "geometry.r", "must be greater than 0")
+        elif geometry["r"] > max(image.width, image.height):
+            errors.add(i, "geometry.r", f"is larger than the image ({max(image.width, image.height)} px)")
+        _check_point(errors, i, "geometry", geometry["cx"], geometry["cy"], image)
+
+
+def _check_attributes(errors: _Errors, i: int, attributes, label: Label) -> None:
+    if not isinstance(attributes, dict):
+        errors.add(i, "attributes", "must be an object of attribute name to value")
+        return
+    definitions = {d.get("name"): d for d in (label.attributes or []) if isinstance(d, dict)}
+    for name, value in attributes.items():
+        field = f"attributes.{name}"
+        definition = definitions.get(name)
+        if definition is None:
+            known = ", ".join(sorted(map(str, definitions))) or "none"
+            errors.add(i, field, f"label {label.name!r} has no attribute {name!r} (it has: {known})")
+            continue
+        kind = definition.get("type", "text")
+        if value is None:
+            continue
+        if kind == "number" and not _finite(value):
+            errors.add(i, field, f"must be a finite number, not {value!r}"[:200])
+        elif kind == "checkbox" and not isinstance(value, bool):
+            errors.add(i, field, "must be true or false")
+        elif kind == "select" and (not isinstance(value, str) or value not in (definition.get("values") or [])):
+            errors.add(i, field, f"must be one of {', '.join(map(str, definition.get('values') or []))}"[:300])
+        elif kind == "text" and (not isinstance(value, str) or len(value) > MAX_TEXT):
+            errors.add(i, field, f"must be text of at most {MAX_TEXT} characters")
+
+
+def validate_annotations(image: Image, annotations, labels: dict[int, Label] | None = None) -> list[dict]:
+    """Check a whole annotation set for the image; the clean records, or Invalid naming every problem.
+
+    Args:
+        labels: the dataset's labels by id (loaded when not given).
+    """
+    dataset = db.session.get(Dataset, image.dataset_id)
+    if labels is None:
+        labels = {label.id: label for label in db.session.scalars(select(Label).where(Label.dataset_id == dataset.id))}
+    errors = _Errors()
+    if not isinstance(annotations, list):
+        errors.add(None, "annotations", "must be a list")
+        errors.raise_if_any()
+    if len(annotations) > MAX_ANNOTATIONS:
+        errors.add(None, "annotations", f"at most {MAX_ANNOTATIONS} annotations per image, got {len(annotations)}")
+        errors.raise_if_any()
+    allowed = SHAPES_BY_TYPE[dataset.type]
+    clean, tags = [], Counter()
+    for i, item in enumerate(annotations):
+        if not isinstance(item, dict):
+            errors.add(i, "annotation", "must be an object")
+            continue
+        unknown = set(item) - set(FIELDS) - set(IGNORED)
+        if unknown:
+            errors.add(i, "annotation", f"unknown fields {', '.join(sorted(map(str, unknown)))}")
+        label_id, shape = item.get("label_id"), item.get("shape")
+        label = labels.get(label_id) if isinstance(label_id, int) and not isinstance(label_id, bool) else None
+        if label is None:
+            errors.add(i, "label_id", "is required" if label_id is None else f"{label_id!r} is not a label of this dataset"[:200])
+        if shape not in SHAPES:
+            errors.add(i, "shape", f"must be one of {', '.join(SHAPES)}")
+        elif shape not in allowed:
+            errors.add(i, "shape", f"a {dataset.type.value} dataset allows {', '.join(allowed)}, not {shape}")
+        else:
+            _check_geometry(errors, i, shape, item.get("geometry", {}), image)
+            if shape == "tag" and label is not None:
+                tags[label.id] += 1
+                if tags[label.id] == 2:
+                    errors.add(i, "label_id", f"the tag {label.name!r} is already set on this image")
+                if dataset.type in SINGLE_TAG_TYPES and sum(tags.values()) == 2:
+                    errors.add(i, "shape", f"a {dataset.type.value} image has exactly one class tag")
+        if label is not None:
+            _check_attributes(errors, i, item.get("attributes", {}), label)
+        text = item.get("text")
+        if text not in (None, ""):
+            if not isinstance(text, str):
+                errors.add(i, "text", "must be a string")
+            elif label is not None and not label.with_text:
+                errors.add(i, "text", f"label {label.name!r} does not take text")
+            elif len(text) > MAX_TEXT:
+                errors.add(i, "text", f"at most {MAX_TEXT} characters, got {len(text)}")
+        source = item.get("source", "human")
+        if source not in SOURCES:
+            errors.add(i, "source", "must be human or prediction")
+        score = item.get("score")
+        if score is not None and not (_finite(score) and 0 <= score <= 1):
+            errors.add(i, "score", "must be a number from 0 to 1, or null")
+        clean.append({
+            "id": item.get("id"), "label_id": label_id, "shape": shape, "geometry": item.get("geometry", {}),
+            "attributes": {k: v for k, v in (item.get("attributes") or {}).items() if v is not None} if isinstance(item.get("attributes"), dict) else {},
+            "text": text or None, "source": source, "score": score,
+        })
+    errors.raise_if_any()
+    return clean
+
+
+# ---- changing ------------------------------------------------------------------------------
+
+
+def _lock(image: Image) -> None:
+    """Reload the image's row under a row lock (PostgreSQL), so its revision is the latest committed one."""
+    db.session.refresh(image, with_for_update=True)
+
+
+def _check_revision(image: Image, based_on_revision) -> None:
+    if not isinstance(based_on_revision, int) or isinstance(based_on_revision, bool) or based_on_revision < 0:
+        raise Invalid("revision must be the number of the revision the change is based on (0 for none)", details={"field": "revision"})
+    if based_on_revision != image.revision:
+        raise Conflict(
+            f"Someone saved this image since revision {based_on_revision} (now at {image.revision}); "
+            "reload their annotations, or send yours again based on the current revision to keep yours",
+            details=_conflict_details(image),
+        )
+
+
+def _conflict_details(image: Image) -> dict:
+    latest = db.session.scalar(
+        select(AnnotationRevision).where(AnnotationRevision.image_id == image.id, AnnotationRevision.number == image.revision)
+    )
+    author = db.session.get(User, latest.author_id) if latest is not None and latest.author_id else None
+    return {
+        "current_revision": image.revision, "state": image.state.value,
+        "annotations": [annotation_dict(a) for a in _rows(image.id)],
+        "author": _person(author), "saved_at": latest.created_at.isoformat() + "Z" if latest is not None else None,
+    }
+
+
+def _person(user: User | None) -> dict | None:
+    return {"id": user.id, "name": user.display_name, "email": user.email} if user is not None else None
+
+
+def _by_label(records) -> Counter:
+    return Counter(r["label_id"] if isinstance(r, dict) else r.label_id for r in records)
+
+
+def _store(image: Image, user: User, records: list[dict], action: str, state: ImageState, keep_authors: bool = False) -> None:
+    """Replace the rows, set the state, record the revision, keep the counters; then commit."""
+    old = _rows(image.id)
+    previous = {a.id: a for a in old}
+    new_rows = []
+    for r in records:
+        before = previous.get(r.get("id")) if isinstance(r.get("id"), int) else None
+        unchanged = before is not None and all(getattr(before, f) == (r[f] if f != "text" else r[f] or None) for f in FIELDS)
+        # Authorship follows the person who last changed an annotation, not who last pressed save.
+        author = r.get("author_id") if keep_authors else before.author_id if unchanged else user.id
+        new_rows.append(Annotation(
+            image_id=image.id, label_id=r["label_id"], shape=r["shape"], geometry=r["geometry"], attributes=r["attributes"],
+            text=r["text"], source=r["source"], score=r["score"], author_id=author,
+        ))
+    db.session.execute(delete(Annotation).where(Annotation.image_id == image.id))
+    db.session.add_all(new_rows)
+    was_unlabeled = image.state == ImageState.unlabeled
+    image.state = state
+    _count(image, was_unlabeled, _by_label(old), _by_label(records))
+    record_revision(image, user.id, action)
+    _commit(image)
+
+
+def _count(image: Image, was_unlabeled: bool, old: Counter, new: Counter) -> None:
+    delta = sum(new.values()) - sum(old.values())
+    annotated = 1 if was_unlabeled and image.state != ImageState.unlabeled else 0
+    if delta or annotated:
+        db.session.execute(
+            update(Dataset).where(Dataset.id == image.dataset_id).values(
+                annotation_count=Dataset.annotation_count + delta, annotated_count=Dataset.annotated_count + annotated
+            )
+        )
+    for label_id in set(old) | set(new):
+        d_annotations = new[label_id] - old[label_id]
+        d_images = (new[label_id] > 0) - (old[label_id] > 0)
+        if d_annotations or d_images:
+            db.session.execute(
+                update(Label).where(Label.id == label_id).values(
+                    annotation_count=Label.annotation_count + d_annotations, image_count=Label.image_count + d_images
+                )
+            )
+
+
+def _commit(image: Image) -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Two saves raced past the revision check (SQLite has no row lock): the revision number is
+        # unique per image, so the later one lands here and must reload.
+        db.session.rollback()
+        db.session.refresh(image)
+        raise Conflict(
+            "Someone saved this image at the same moment; reload their annotations, or send yours again "
+            "based on the current revision to keep yours",
+            details=_conflict_details(image),
+        ) from None
+
+
+def _state_after_save(image: Image) -> ImageState:
+    if image.state in (ImageState.unlabeled, ImageState.prelabeled):
+        return ImageState.in_progress
+    return image.state
+
+
+def replace_annotations(image: Image, user: User, annotations, based_on_revision) -> dict:
+    """Replace all the image's annotations, if nobody saved since `based_on_revision`; the new state."""
+    _lock(image)
+    _check_revision(image, based_on_revision)
+    records = validate_annotations(image, annotations)
+    _store(image, user, records, "save", _state_after_save(image))
+    return get_annotations(image)
+
+
+def needs_review(image: Image) -> bool:
+    """Whether a submit goes to review: the image is in a labeling task that asks for review."""
+    return bool(db.session.scalar(select(exists().where(
+        Assignment.image_id == image.id, Assignment.task_id == LabelingTask.id, LabelingTask.review_required.is_(True)
+    ))))
+
+
+def _submitted_state(image: Image) -> ImageState:
+    if image.state in (ImageState.to_review, ImageState.accepted):
+        raise Conflict(f"This image is already {image.state.value.replace('_', ' ')}", code="wrong_state")
+    return ImageState.to_review if needs_review(image) else ImageState.accepted
+
+
+def _mark_assignment(image: Image, user: User) -> None:
+    db.session.execute(
+        update(Assignment).where(Assignment.image_id == image.id, Assignment.labeler_id == user.id)
+        .values(state="submitted", submitted_at=utcnow())
+    )
+
+
+def submit(image: Image, user: User, based_on_revision=None) -> dict:
+    """Hand the image in: to review, or accepted when its task needs no review."""
+    _lock(image)
+    if based_on_revision is not None:
+        _check_revision(image, based_on_revision)
+    was_unlabeled = image.state == ImageState.unlabeled
+    image.state = _submitted_state(image)
+    _count(image, was_unlabeled, Counter(), Counter())  # an unlabeled image handed in empty is now done
+    _mark_assignment(image, user)
+    record_revision(image, user.id, "submit")
+    _commit(image)
+    return get_annotations(image)
+
+
+def skip(image: Image, user: User, based_on_revision=None) -> dict:
+    """Submit the image with no annotations (nothing to label on it)."""
+    _lock(image)
+    if based_on_revision is not None:
+        _check_revision(image, based_on_revision)
+    state = _submitted_state(image)
+    _mark_assignment(image, user)
+    _store(image, user, [], "skip", state)
+    return get_annotations(image)
+
+
+# ---- history -------------------------------------------------------------------------------
+
+
+def history(image: Image, before: int | None = None, limit: int = HISTORY_PAGE) -> list[dict]:
+    """The image's revisions, newest first: who did what, when, and how many annotations it left."""
+    query = select(AnnotationRevision).where(AnnotationRevision.image_id == image.id)
+    if before:
+        query = query.where(AnnotationRevision.number < before)
+    revisions = db.session.scalars(query.order_by(AnnotationRevision.number.desc()).limit(min(max(limit, 1), HISTORY_PAGE))).all()
+    authors = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_({r.author_id for r in revisions if r.author_id})))}
+    return [
+        {
+            "number": r.number, "author": _person(authors.get(r.author_id)), "action": r.action, "created_at": r.created_at,
+            "state": r.state, "annotation_count": len(r.annotations or []),
+        }
+        for r in revisions
+    ]
+
+
+def restore(image: Image, user: User, number: int) -> dict:
+    """Make revision `number`'s annotations the current ones again, as a new revision.
+
+    Annotations whose label was deleted since are dropped and listed under `dropped`.
+    """
+    _lock(image)
+    revision = db.session.scalar(
+        select(AnnotationRevision).where(AnnotationRevision.image_id == image.id, AnnotationRevision.number == number)
+    )
+    if revision is None:
+        raise NotFound(f"Image {image.id} has no revision {number}")
+    labels = {label.id: label for label in db.session.scalars(select(Label).where(Label.dataset_id == image.dataset_id))}
+    kept, dropped = [], []
+    for i, item in enumerate(revision.annotations or []):
+        if item.get("label_id") in labels:
+            kept.append(item)
+        else:
+            dropped.append({"index": i, "label_id": item.get("label_id"), "reason": "its label was deleted"})
+    records = validate_annotations(image, [{k: v for k, v in a.items() if k != "author_id"} for a in kept], labels)
+    for record, item in zip(records, kept):
+        record["author_id"] = item.get("author_id")
+    _store(image, user, records, "restore", _state_after_save(image), keep_authors=True)
+    return {**get_annotations(image), "restored_from": number, "dropped": dropped}
