@@ -222,4 +222,3 @@ def page(browser, live_server):
     context.close()
 
 
-pytest_plugins = ["tests.factories"]

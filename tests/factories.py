@@ -1,10 +1,11 @@
 """Factories: plain functions with overrides, exposed as fixtures where a test wants them."""
 
 import io
+import itertools
 import random
 
-import pytest
 from PIL import Image as PILImage
+from werkzeug.security import generate_password_hash
 
 from core.extensions import db
 from models import Assignment, Dataset, DatasetMember, LabelingTask, Role, User
@@ -12,11 +13,18 @@ from services.accounts import create_token
 from services.datasets import create_dataset
 
 PASSWORD = "correct-horse-battery"
+_counter = itertools.count(1)
+_hashes: dict[str, str] = {}
 
 
-def make_user(email: str | None = None, *, is_admin: bool = False, active: bool = True, password: str = PASSWORD) -> User:
-    user = User(email=email or f"user{random.randrange(10**9)}@example.com", display_name="Test User", is_admin=is_admin, active=active)
-    user.set_password(password)
+def make_user(email: str | None = None, *, is_admin: bool = False, active: bool = True, password: str = PASSWORD, name: str = "Test User") -> User:
+    """A user; the password hash is computed once per password (hashing costs ~0.1 s)."""
+    if password not in _hashes:
+        _hashes[password] = generate_password_hash(password)
+    user = User(
+        email=email or f"user{next(_counter)}@example.com", display_name=name,
+        is_admin=is_admin, active=active, password_hash=_hashes[password],
+    )
     db.session.add(user)
     db.session.commit()
     return user
@@ -57,35 +65,3 @@ def image_bytes(size: tuple[int, int] = (64, 48), fmt: str = "JPEG", color=None,
 def token_for(user: User) -> dict:
     _, secret = create_token(user, "test")
     return {"Authorization": f"Token {secret}"}
-
-
-def login(client, user: User, password: str = PASSWORD):
-    response = client.post("/login", data={"email": user.email, "password": password})
-    assert response.status_code in (302, 303), response.get_data(as_text=True)[:500]
-    return response
-
-
-ROLES = ["admin", "owner", "manager", "reviewer", "labeler", "outsider"]
-
-
-def user_with_role(dataset: Dataset, role: str) -> User:
-    """A user who holds `role` on the dataset: admin, owner, a member role, or outsider (none)."""
-    if role == "admin":
-        return make_user(is_admin=True)
-    if role == "owner":
-        return db.session.get(User, dataset.owner_id)
-    user = make_user()
-    if role != "outsider":
-        add_member(dataset, user, role)
-    return user
-
-
-@pytest.fixture
-def factories(app_ctx):
-    class F:
-        pass
-
-    f = F()
-    for fn in (make_user, make_dataset, add_member, assign, image_bytes, token_for, login, user_with_role):
-        setattr(f, fn.__name__, staticmethod(fn))
-    return f

@@ -2,19 +2,14 @@
 
 import contextvars
 import io
-import itertools
 import re
 from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
-from werkzeug.security import generate_password_hash
 
 from core.extensions import db
 from models import DatasetMember, Image, Role, User
-from tests.factories import PASSWORD
-
-_counter = itertools.count(1)
-_hashes: dict[str, str] = {}
+from tests.factories import make_user
 
 
 class IsolatedClient(FlaskClient):
@@ -34,21 +29,10 @@ class IsolatedClient(FlaskClient):
         return response
 
 
-def fast_user(email: str | None = None, *, is_admin: bool = False, active: bool = True, password: str = PASSWORD, name: str = "Test User") -> User:
-    """A user whose password hash is computed once per password (hashing costs ~0.1 s)."""
-    if password not in _hashes:
-        _hashes[password] = generate_password_hash(password)
-    user = User(
-        email=email or f"user{next(_counter)}@example.com", display_name=name,
-        is_admin=is_admin, active=active, password_hash=_hashes[password],
-    )
-    db.session.add(user)
-    db.session.commit()
-    return user
 
 
 def member(dataset, role: str, **kwargs) -> User:
-    user = fast_user(**kwargs)
+    user = make_user(**kwargs)
     db.session.add(DatasetMember(dataset_id=dataset.id, user_id=user.id, role=Role(role)))
     db.session.commit()
     return user
@@ -59,11 +43,11 @@ def actor(dataset, role: str) -> User | None:
     if role == "anonymous":
         return None
     if role == "admin":
-        return fast_user(is_admin=True)
+        return make_user(is_admin=True)
     if role == "owner":
         return db.session.get(User, dataset.owner_id)
     if role == "outsider":
-        return fast_user()
+        return make_user()
     return member(dataset, role)
 
 

@@ -37,7 +37,7 @@ def app_context():
 
 
 class JobRun:
-    """The running job's handle: progress(), error() and result, written to the job row."""
+    """The running job's handle: progress() and the row's result and message, written to the job row."""
 
     def __init__(self, job: Job):
         self.job = job
@@ -56,12 +56,6 @@ class JobRun:
             db.session.commit()
             if self.job.cancel_requested:  # reloaded from the database by the commit
                 raise Cancelled()
-
-    def error(self, item: str, reason: str) -> None:
-        self.job.error_count += 1
-        if len(self.job.errors) < Job.MAX_ERRORS:
-            # A new list, so SQLAlchemy sees the JSON column change.
-            self.job.errors = [*self.job.errors, {"item": item, "reason": reason}]
 
 
 @contextmanager

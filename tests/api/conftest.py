@@ -7,8 +7,7 @@ import pytest
 from core.extensions import db
 from models import Dataset, Image, Job, User
 from services.datasets import request_refresh_counters
-from tests.factories import image_bytes, make_dataset
-from tests.support import fast_user
+from tests.factories import image_bytes, make_dataset, make_user
 from tests.workers.helpers import upload_files
 
 
@@ -26,7 +25,7 @@ class World:
 @pytest.fixture
 def world(app_ctx, run_jobs) -> World:
     """A private dataset with two uploaded and imported images and a queued job."""
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name="Private cats")
     originals = {"a.jpg": image_bytes(seed=1), "b.jpg": image_bytes(seed=2)}
     upload_files(dataset, owner, list(originals.items()))
@@ -35,4 +34,4 @@ def world(app_ctx, run_jobs) -> World:
     image.external_id = "ext-1"
     db.session.commit()
     queued = request_refresh_counters(dataset, owner)
-    return World(owner, dataset, image, other, originals, queued, fast_user())
+    return World(owner, dataset, image, other, originals, queued, make_user())

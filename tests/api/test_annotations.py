@@ -6,10 +6,22 @@ import pytest
 from sqlalchemy import func, select
 
 from core.extensions import db
-from models import SHAPES, SHAPES_BY_TYPE, Annotation, Assignment, Dataset, DatasetType, Image, ImageState, Label, LabelingTask, User
+from models import (
+    SHAPES,
+    SHAPES_BY_TYPE,
+    Annotation,
+    Assignment,
+    Dataset,
+    DatasetType,
+    Image,
+    ImageState,
+    Label,
+    LabelingTask,
+    User,
+)
 from services.datasets import recount
-from tests.factories import make_dataset, token_for
-from tests.support import fast_user, insert_images, member
+from tests.factories import make_dataset, make_user, token_for
+from tests.support import insert_images, member
 
 GEOMETRY = {
     "tag": {},
@@ -36,7 +48,7 @@ class Setting:
 
 
 def make_setting(type_: str = "detection") -> Setting:
-    owner = fast_user(name="Olga Owner")
+    owner = make_user(name="Olga Owner")
     dataset = make_dataset(owner, name="Pets", type=type_)
     ids = insert_images(dataset, 2)
     cat = Label(dataset_id=dataset.id, name="cat", shortcut="c", attributes=[{"name": "pose", "type": "select", "values": ["sit", "run"]}])

@@ -5,8 +5,8 @@ from sqlalchemy import insert
 
 from core.extensions import db
 from models import Annotation, Job, JobStatus
-from tests.factories import make_dataset, token_for
-from tests.support import fast_user, insert_images, member
+from tests.factories import make_dataset, make_user, token_for
+from tests.support import insert_images, member
 
 BAD_FIELDS = [
     ("name", "", 422), ("name", "   ", 422), ("name", "x" * 201, 422), ("name", 5, 422), ("name", "CAT", 409),
@@ -38,7 +38,7 @@ BAD_FIELDS = [
 
 @pytest.fixture
 def setup(app_ctx):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name="Street", type="detection")
     headers = token_for(owner)
     return owner, dataset, headers, f"/api/v1/datasets/{dataset.id}/labels"
@@ -148,7 +148,7 @@ def test_copy_from_a_visible_dataset_skips_names_and_drops_clashing_shortcuts(cl
 
 def test_copy_from_a_dataset_the_caller_cannot_see_is_not_found(client, setup):
     owner, dataset, headers, url = setup
-    hidden = make_dataset(fast_user(), name="Hidden")
+    hidden = make_dataset(make_user(), name="Hidden")
     response = client.post(f"{url}/copy", json={"from_dataset_id": hidden.id}, headers=headers)
     assert response.status_code == 404 and "Hidden" not in response.get_data(as_text=True)
     assert client.post(f"{url}/copy", json={"from_dataset_id": dataset.id}, headers=headers).status_code == 422

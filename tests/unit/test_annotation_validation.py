@@ -8,14 +8,14 @@ from core.errors import Conflict, Invalid
 from core.extensions import db
 from models import Annotation, AnnotationRevision, Image, Label
 from services import annotations as service
-from tests.factories import make_dataset
-from tests.support import fast_user, insert_images
+from tests.factories import make_dataset, make_user
+from tests.support import insert_images
 
 W, H = 64, 48  # insert_images' size
 
 
 def setup(type_: str = "detection"):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name=f"Set {type_}", type=type_)
     image = db.session.get(Image, insert_images(dataset, 1)[0])
     car = Label(dataset_id=dataset.id, name="car", attributes=[

@@ -4,10 +4,17 @@ import pytest
 from flask import g
 
 from core.extensions import db
-from core.permissions import SCOPES, can, requires, sees_image, visible_datasets, visible_images
+from core.permissions import (
+    SCOPES,
+    can,
+    requires,
+    sees_image,
+    visible_datasets,
+    visible_images,
+)
 from models import Dataset, Image, Job, JobStatus
-from tests.factories import assign, make_dataset
-from tests.support import actor, fast_user, insert_images, member
+from tests.factories import assign, make_dataset, make_user
+from tests.support import actor, insert_images, member
 
 ROLES = ["admin", "owner", "manager", "reviewer", "labeler", "outsider"]
 
@@ -37,7 +44,7 @@ def forget_roles():
 
 @pytest.fixture
 def setting(app_ctx):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name="Private")
     image_ids = insert_images(dataset, 3)
     job = Job(id="refresh-counters-test", kind="refresh_counters", dataset_id=dataset.id, user_id=owner.id)
@@ -83,7 +90,7 @@ def test_public_dataset_lets_every_signed_in_user_view_it_and_nothing_more(setti
 
 def test_outsider_sees_a_public_dataset_in_lists_and_all_its_images(setting):
     dataset, _, _ = setting
-    outsider = fast_user()
+    outsider = make_user()
     assert db.session.scalars(visible_datasets(db.select(Dataset), outsider)).all() == []
     dataset.public = True
     db.session.commit()
@@ -145,7 +152,7 @@ def test_visible_images_never_leaks_another_datasets_images(setting):
 
 
 def test_visible_datasets_lists_own_member_and_public_datasets_but_admins_see_all(app_ctx):
-    alice, bob = fast_user(), fast_user()
+    alice, bob = make_user(), make_user()
     mine = make_dataset(alice, name="Mine")
     shared = make_dataset(bob, name="Shared")
     public = make_dataset(bob, name="Public", public=True)
@@ -156,7 +163,7 @@ def test_visible_datasets_lists_own_member_and_public_datasets_but_admins_see_al
     add_member(shared, alice, "labeler")
     names = lambda user: sorted(d.name for d in db.session.scalars(visible_datasets(db.select(Dataset), user)))  # noqa: E731
     assert names(alice) == ["Mine", "Public", "Shared"]
-    assert names(fast_user(is_admin=True)) == sorted(d.name for d in (mine, shared, public, private))
+    assert names(make_user(is_admin=True)) == sorted(d.name for d in (mine, shared, public, private))
 
 
 def test_losing_membership_loses_access(setting):
@@ -199,12 +206,12 @@ class TestJobs:
 
     def test_outsider_can_neither_view_nor_cancel_a_job_of_a_private_dataset(self, setting):
         dataset, _, job = setting
-        outsider = fast_user()
+        outsider = make_user()
         assert not can(outsider, "job:view", job)
         assert not can(outsider, "job:cancel", job)
 
     def test_job_without_a_dataset_belongs_to_its_creator_and_admins(self, app_ctx):
-        creator, other, admin = fast_user(), fast_user(), fast_user(is_admin=True)
+        creator, other, admin = make_user(), make_user(), make_user(is_admin=True)
         job = self._job(None, creator, kind="maintenance")
         assert can(creator, "job:view", job) and can(creator, "job:cancel", job)
         assert not can(other, "job:view", job) and not can(other, "job:cancel", job)
@@ -253,5 +260,5 @@ def test_public_dataset_gives_outsiders_nothing_to_annotate(setting):
     dataset, image, _ = setting
     dataset.public = True
     db.session.commit()
-    assert not can(fast_user(), "image:annotate", image)
+    assert not can(make_user(), "image:annotate", image)
     assert not can(member(dataset, "labeler"), "image:annotate", image)

@@ -2,12 +2,13 @@
 
 import pytest
 
-from tests.support import fast_user, sign_in
+from tests.factories import make_user
+from tests.support import sign_in
 
 
 @pytest.fixture
 def owner(client):
     """A dataset owner-to-be, signed in on `client`."""
-    user = fast_user("owner@example.com")
+    user = make_user("owner@example.com")
     sign_in(client, user)
     return user

@@ -6,15 +6,15 @@ import pytest
 
 from core.extensions import db
 from models import User
-from tests.factories import PASSWORD
-from tests.support import fast_user, sign_in
+from tests.factories import PASSWORD, make_user
+from tests.support import sign_in
 
 HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
 def admin(client):
-    user = fast_user("admin@example.com", is_admin=True)
+    user = make_user("admin@example.com", is_admin=True)
     sign_in(client, user)
     return user
 
@@ -24,7 +24,7 @@ def act(client, user: User, action: str, **form):
 
 
 def test_users_page_lists_every_account(client, admin):
-    fast_user("someone@example.com")
+    make_user("someone@example.com")
     body = client.get("/admin/users").get_data(as_text=True)
     assert 'data-user="admin@example.com"' in body and 'data-user="someone@example.com"' in body
 
@@ -46,7 +46,7 @@ def test_admin_creates_an_admin_with_a_chosen_password(client, admin):
 
 
 def test_creating_a_user_with_a_taken_email_is_a_conflict(client, admin):
-    fast_user("taken@example.com")
+    make_user("taken@example.com")
     response = client.post("/admin/users", data={"email": "TAKEN@example.com"}, headers=HX)
     assert response.status_code == 409
     assert "already exists" in response.get_data(as_text=True)
@@ -59,7 +59,7 @@ def test_creating_a_user_with_a_bad_email_says_so(client, admin):
 
 
 def test_deactivated_user_cannot_sign_in_and_can_be_reactivated(client, new_client, admin):
-    user = fast_user("leaver@example.com")
+    user = make_user("leaver@example.com")
     assert act(client, user, "deactivate").status_code == 200
     assert db.session.get(User, user.id).active is False
     browser = new_client()
@@ -70,7 +70,7 @@ def test_deactivated_user_cannot_sign_in_and_can_be_reactivated(client, new_clie
 
 
 def test_deactivating_a_signed_in_user_ends_their_access(client, new_client, admin):
-    user = fast_user()
+    user = make_user()
     browser = new_client()
     sign_in(browser, user)
     assert browser.get("/datasets/").status_code == 200
@@ -79,7 +79,7 @@ def test_deactivating_a_signed_in_user_ends_their_access(client, new_client, adm
 
 
 def test_admin_resets_a_password_and_the_new_one_works(client, new_client, admin):
-    user = fast_user("forgetful@example.com")
+    user = make_user("forgetful@example.com")
     response = act(client, user, "reset_password")
     assert response.status_code == 200
     password = re.search(r'id="reset-password">([^<]+)<', response.get_data(as_text=True)).group(1)
@@ -89,7 +89,7 @@ def test_admin_resets_a_password_and_the_new_one_works(client, new_client, admin
 
 
 def test_admin_makes_a_user_admin_and_removes_it_again(client, admin):
-    user = fast_user()
+    user = make_user()
     act(client, user, "make_admin")
     assert db.session.get(User, user.id).is_admin
     act(client, user, "remove_admin")
@@ -110,7 +110,7 @@ def test_admin_cannot_remove_their_own_admin_rights(client, admin):
 
 def test_unknown_user_or_action_is_refused(client, admin):
     assert client.post("/admin/users/999999", data={"action": "deactivate"}, headers=HX).status_code == 404
-    assert act(client, fast_user(), "delete_everything").status_code == 422
+    assert act(client, make_user(), "delete_everything").status_code == 422
 
 
 @pytest.mark.parametrize("method,url,data", [
@@ -119,7 +119,7 @@ def test_unknown_user_or_action_is_refused(client, admin):
     ("post", "/admin/users/{victim}", {"action": "make_admin"}),
 ])
 def test_non_admin_gets_403_on_every_admin_route(client, method, url, data):
-    me = fast_user()
+    me = make_user()
     sign_in(client, me)
     response = getattr(client, method)(url.format(victim=me.id), data=data)
     assert response.status_code == 403
@@ -128,5 +128,5 @@ def test_non_admin_gets_403_on_every_admin_route(client, method, url, data):
 
 
 def test_non_admin_sees_no_admin_link(client):
-    sign_in(client, fast_user())
+    sign_in(client, make_user())
     assert "/admin/users" not in client.get("/datasets/").get_data(as_text=True)

@@ -6,12 +6,12 @@ import pytest
 
 from core.extensions import db
 from models import User
-from tests.factories import PASSWORD
-from tests.support import fast_user, location_path
+from tests.factories import PASSWORD, make_user
+from tests.support import location_path
 
 
 def test_user_signs_in_and_lands_on_the_datasets(client):
-    user = fast_user()
+    user = make_user()
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 303
     assert location_path(response) == "/datasets/"
@@ -19,13 +19,13 @@ def test_user_signs_in_and_lands_on_the_datasets(client):
 
 
 def test_sign_in_ignores_the_case_of_the_email(client):
-    fast_user("Mixed@Example.com".lower())
+    make_user("Mixed@Example.com".lower())
     response = client.post("/login", data={"email": "MIXED@example.COM", "password": PASSWORD})
     assert response.status_code == 303
 
 
 def test_wrong_password_shows_a_message_and_keeps_the_email(client):
-    user = fast_user()
+    user = make_user()
     response = client.post("/login", data={"email": user.email, "password": "not it"})
     assert response.status_code == 422
     body = response.get_data(as_text=True)
@@ -35,14 +35,14 @@ def test_wrong_password_shows_a_message_and_keeps_the_email(client):
 
 
 def test_unknown_email_gets_the_same_message_as_a_wrong_password(client):
-    fast_user()
+    make_user()
     response = client.post("/login", data={"email": "nobody@example.com", "password": PASSWORD})
     assert response.status_code == 422
     assert "Wrong email or password" in response.get_data(as_text=True)
 
 
 def test_sign_out_ends_the_session(client):
-    user = fast_user()
+    user = make_user()
     client.post("/login", data={"email": user.email, "password": PASSWORD})
     response = client.post("/logout")
     assert response.status_code == 303 and location_path(response) == "/login"
@@ -50,7 +50,7 @@ def test_sign_out_ends_the_session(client):
 
 
 def test_sign_in_is_throttled_after_five_failures_with_a_try_again_message(client):
-    user = fast_user()
+    user = make_user()
     for _ in range(5):
         assert client.post("/login", data={"email": user.email, "password": "nope"}).status_code == 422
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
@@ -61,7 +61,7 @@ def test_sign_in_is_throttled_after_five_failures_with_a_try_again_message(clien
 
 
 def test_a_successful_sign_in_resets_the_failure_count_for_that_email(client):
-    user = fast_user()
+    user = make_user()
     for _ in range(3):
         client.post("/login", data={"email": user.email, "password": "nope"})
     assert client.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 303
@@ -92,7 +92,7 @@ def test_setup_with_a_short_password_says_why(client):
 
 @pytest.mark.parametrize("target", ["//evil.com", "//evil.com/datasets/", "https://evil.com/", "/\\evil.com", "javascript:alert(1)"])
 def test_sign_in_refuses_to_redirect_off_site(client, target):
-    user = fast_user()
+    user = make_user()
     response = client.post("/login", data={"email": user.email, "password": PASSWORD, "next": target})
     assert response.status_code == 303
     location = response.headers["Location"]
@@ -102,13 +102,13 @@ def test_sign_in_refuses_to_redirect_off_site(client, target):
 
 
 def test_sign_in_follows_a_same_site_next(client):
-    user = fast_user()
+    user = make_user()
     response = client.post("/login", data={"email": user.email, "password": PASSWORD, "next": "/jobs/"})
     assert location_path(response) == "/jobs/"
 
 
 def test_signed_in_visitor_of_the_login_page_is_not_sent_off_site(client):
-    user = fast_user()
+    user = make_user()
     client.post("/login", data={"email": user.email, "password": PASSWORD})
     response = client.get("/login?next=//evil.com")
     assert response.status_code == 302
@@ -116,19 +116,19 @@ def test_signed_in_visitor_of_the_login_page_is_not_sent_off_site(client):
 
 
 def test_login_page_carries_next_into_the_form(client):
-    fast_user()
+    make_user()
     body = client.get("/login?next=/jobs/").get_data(as_text=True)
     assert 'name="next" value="/jobs/"' in body
 
 
 def test_deactivated_user_cannot_sign_in(client):
-    user = fast_user(active=False)
+    user = make_user(active=False)
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 422
 
 
 def test_deactivated_users_open_session_stops_working(client):
-    user = fast_user()
+    user = make_user()
     client.post("/login", data={"email": user.email, "password": PASSWORD})
     user.active = False
     db.session.commit()
@@ -137,7 +137,7 @@ def test_deactivated_users_open_session_stops_working(client):
 
 
 def test_session_cookie_is_httponly_and_samesite_lax(client):
-    user = fast_user()
+    user = make_user()
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
     assert cookies, "sign-in sets the session cookie"
@@ -146,7 +146,7 @@ def test_session_cookie_is_httponly_and_samesite_lax(client):
 
 
 def test_remember_me_cookie_is_httponly_and_samesite_lax(client):
-    user = fast_user()
+    user = make_user()
     response = client.post("/login", data={"email": user.email, "password": PASSWORD, "remember": "1"})
     cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token=")]
     assert cookies and "HttpOnly" in cookies[0] and "SameSite=Lax" in cookies[0]

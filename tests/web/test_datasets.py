@@ -8,8 +8,15 @@ import pytest
 from core.extensions import db
 from core.storage import get_storage
 from models import Dataset, DatasetMember, DatasetType, Image, Job, JobStatus
-from tests.factories import assign, image_bytes, make_dataset
-from tests.support import fast_user, insert_images, job_id_from, location_path, member, sign_in, upload
+from tests.factories import assign, image_bytes, make_dataset, make_user
+from tests.support import (
+    insert_images,
+    job_id_from,
+    location_path,
+    member,
+    sign_in,
+    upload,
+)
 
 HX = {"HX-Request": "true"}
 
@@ -124,7 +131,7 @@ def test_dataset_list_pages_by_24_with_links_that_keep_the_filters(client, owner
 
 
 def test_dataset_list_shows_only_datasets_the_user_may_see(client, owner):
-    other = fast_user()
+    other = make_user()
     make_dataset(other, name="Secret")
     make_dataset(other, name="Open", public=True)
     shared = make_dataset(other, name="Shared")
@@ -165,7 +172,7 @@ def test_owner_archives_and_unarchives_a_dataset(client, owner):
 def test_public_toggle_opens_the_dataset_to_every_signed_in_user_read_only(client, new_client, owner):
     dataset = make_dataset(owner, name="Toggle")
     visitor = new_client()
-    sign_in(visitor, fast_user())
+    sign_in(visitor, make_user())
     assert visitor.get(f"/datasets/{dataset.id}").status_code == 404
     client.post(f"/datasets/{dataset.id}/settings", data={"name": "Toggle", "public": "1"})
     assert db.session.get(Dataset, dataset.id).public
@@ -188,7 +195,7 @@ def test_escaped_dataset_name_never_runs_as_script(client, owner):
 
 def test_owner_adds_and_removes_a_member(client, owner):
     dataset = make_dataset(owner)
-    colleague = fast_user("colleague@example.com")
+    colleague = make_user("colleague@example.com")
     response = client.post(f"/datasets/{dataset.id}/members", data={"email": "Colleague@Example.com", "role": "reviewer"}, headers=HX)
     assert response.status_code == 200
     assert 'data-member="colleague@example.com"' in response.get_data(as_text=True)
@@ -204,7 +211,7 @@ def test_owner_adds_and_removes_a_member(client, owner):
 
 def test_adding_a_member_again_changes_their_role(client, owner):
     dataset = make_dataset(owner)
-    colleague = fast_user()
+    colleague = make_user()
     for role in ("labeler", "manager"):
         client.post(f"/datasets/{dataset.id}/members", data={"email": colleague.email, "role": role}, headers=HX)
     roles = db.session.scalars(db.select(DatasetMember.role).where(DatasetMember.user_id == colleague.id)).all()
@@ -222,7 +229,7 @@ def test_adding_an_unknown_email_as_member_shows_an_error(client, owner):
 
 def test_adding_a_member_with_an_unknown_role_shows_an_error(client, owner):
     dataset = make_dataset(owner)
-    fast_user("someone@example.com")
+    make_user("someone@example.com")
     response = client.post(f"/datasets/{dataset.id}/members", data={"email": "someone@example.com", "role": "boss"}, headers=HX)
     assert response.status_code == 422
     assert "Unknown role" in response.get_data(as_text=True)
@@ -238,7 +245,7 @@ def test_the_owner_cannot_be_removed_from_their_dataset(client, owner):
 
 def test_removing_a_member_of_another_dataset_is_not_found(client, owner):
     mine = make_dataset(owner, name="Mine")
-    theirs = make_dataset(fast_user(), name="Theirs")
+    theirs = make_dataset(make_user(), name="Theirs")
     their_member = member(theirs, "labeler")
     row = db.session.scalar(db.select(DatasetMember).where(DatasetMember.user_id == their_member.id))
     response = client.post(f"/datasets/{mine.id}/members/{row.id}/delete", headers=HX)
@@ -318,7 +325,7 @@ def test_refresh_counters_job_recomputes_the_counts(client, owner, run_jobs):
 
 
 def test_a_labelers_dataset_card_previews_only_images_assigned_to_them(client):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name="Assigned only")
     ids = insert_images(dataset, 5)
     labeler = member(dataset, "labeler")

@@ -9,15 +9,15 @@ import pytest
 from core.extensions import db
 from models import Dataset, Image, ImageState, Split
 from services.images import folder_for
-from tests.factories import image_bytes, make_dataset
-from tests.support import fast_user, insert_images, sign_in, tile_ids, upload
+from tests.factories import image_bytes, make_dataset, make_user
+from tests.support import insert_images, sign_in, tile_ids, upload
 
 HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
 def owner(client):
-    user = fast_user("owner@example.com", name="Olive Owner")
+    user = make_user("owner@example.com", name="Olive Owner")
     sign_in(client, user)
     return user
 

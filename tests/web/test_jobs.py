@@ -6,8 +6,8 @@ from rq.job import Job as RQJob
 from core.extensions import db
 from core.queues import get_queue, get_redis
 from models import Dataset, Job, JobStatus
-from tests.factories import image_bytes, make_dataset
-from tests.support import fast_user, job_id_from, member, sign_in, upload
+from tests.factories import image_bytes, make_dataset, make_user
+from tests.support import job_id_from, member, sign_in, upload
 
 HX = {"HX-Request": "true"}
 
@@ -34,7 +34,7 @@ def test_jobs_list_shows_my_jobs_as_a_page_or_a_partial(client, queued_import):
 
 def test_jobs_list_does_not_show_other_peoples_jobs(client, new_client, queued_import):
     other = new_client()
-    sign_in(other, fast_user())
+    sign_in(other, make_user())
     assert queued_import.id not in other.get("/jobs/").get_data(as_text=True)
 
 

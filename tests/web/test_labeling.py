@@ -8,15 +8,8 @@ import pytest
 from core.extensions import db
 from models import Annotation, Image, ImageState, Label, Split
 from tests.conftest import make_app
-from tests.factories import PASSWORD, assign, make_dataset
-from tests.support import (
-    IsolatedClient,
-    fast_user,
-    hidden_csrf,
-    insert_images,
-    member,
-    sign_in,
-)
+from tests.factories import PASSWORD, assign, make_dataset, make_user
+from tests.support import IsolatedClient, hidden_csrf, insert_images, member, sign_in
 
 # The canvas asks for JSON, and so gets its errors as JSON too (as upload.js does).
 JSON = {"Accept": "application/json"}
@@ -203,7 +196,7 @@ def test_an_outsider_of_a_public_dataset_sees_the_page_read_only(client, new_cli
     dataset.public = True
     db.session.commit()
     outsider = new_client()
-    sign_in(outsider, fast_user())
+    sign_in(outsider, make_user())
     html = outsider.get(url(dataset, ids[0], "/label")).get_data(as_text=True)
     assert config_of(html)["can_annotate"] is False and 'id="lb-submit"' not in html
     assert outsider.get(url(dataset, ids[0], "/annotations")).status_code == 200

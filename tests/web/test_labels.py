@@ -8,8 +8,8 @@ from sqlalchemy import insert, select
 from core.extensions import db
 from models import Annotation, Job, JobStatus, Label
 from services import labels as service
-from tests.factories import make_dataset
-from tests.support import fast_user, insert_images, member, sign_in
+from tests.factories import make_dataset, make_user
+from tests.support import insert_images, member, sign_in
 
 HX = {"HX-Request": "true"}
 
@@ -55,7 +55,7 @@ def test_the_page_lists_labels_with_counters_and_shows_the_forms_to_a_manager(cl
 
 @pytest.mark.parametrize("role", ["reviewer", "labeler"])
 def test_readers_see_the_list_read_only(client, app_ctx, role):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, type="detection")
     service.create_label(dataset, name="car")
     sign_in(client, member(dataset, role))
@@ -66,9 +66,9 @@ def test_readers_see_the_list_read_only(client, app_ctx, role):
 
 
 def test_an_outsider_sees_a_public_datasets_labels_read_only(client, app_ctx):
-    dataset = make_dataset(fast_user(), type="detection", public=True)
+    dataset = make_dataset(make_user(), type="detection", public=True)
     service.create_label(dataset, name="car")
-    sign_in(client, fast_user())
+    sign_in(client, make_user())
     page = client.get(_url(dataset)).get_data(as_text=True)
     assert 'data-label-name="car"' in page and 'id="create-label"' not in page
     assert client.post(_url(dataset), data=_form(name="mine")).status_code == 403
@@ -195,7 +195,7 @@ def test_copy_labels_from_another_dataset_says_what_was_skipped_and_dropped(clie
     assert response.status_code == 200 and 'id="labels-notice"' in html
     assert "Copied 1 label from Source" in html and "skipped Car" in html and "dropped the shortcut of Truck" in html
     assert [label.name for label in _labels(dataset)] == ["car", "tram", "Truck"]
-    hidden = make_dataset(fast_user(), name="Hidden")
+    hidden = make_dataset(make_user(), name="Hidden")
     response = client.post(_url(dataset, "copy"), headers=HX, data={"from_dataset_id": hidden.id})
     assert response.status_code == 404 and "Hidden" not in response.get_data(as_text=True)
     assert client.post(_url(dataset, "copy"), headers=HX, data={"from_dataset_id": ""}).status_code == 422

@@ -12,11 +12,12 @@ import pytest
 
 from core.extensions import db
 from models import Dataset, DatasetMember, Image, Job, JobStatus, User
-from services import accounts, images as image_service
+from services import accounts
+from services import images as image_service
 from services.datasets import request_refresh_counters
 from services.jobs import cancel_job
-from tests.factories import PASSWORD, image_bytes, make_dataset
-from tests.support import actor, fast_user, location_path, member, sign_in
+from tests.factories import PASSWORD, image_bytes, make_dataset, make_user
+from tests.support import actor, location_path, member, sign_in
 
 ROLES = ["admin", "owner", "manager", "reviewer", "labeler", "outsider", "anonymous"]
 SIGNED_IN = ROLES[:-1]
@@ -37,7 +38,7 @@ class World:
 @pytest.fixture
 def world(app_ctx, run_jobs) -> World:
     """A private dataset with a really uploaded and imported image, jobs, members and a token."""
-    owner = fast_user("owner@example.com")
+    owner = make_user("owner@example.com")
     dataset = make_dataset(owner, name="Private cats")
     upload = image_service.begin_upload(dataset, owner)
     outcome = image_service.add_file(upload, "cat.jpg", io.BytesIO(image_bytes(seed=1)))
@@ -53,7 +54,7 @@ def world(app_ctx, run_jobs) -> World:
     bystander_user = member(dataset, "labeler", email="bystander@example.com")
     bystander = db.session.scalar(db.select(DatasetMember).where(DatasetMember.user_id == bystander_user.id))
     token, _ = accounts.create_token(owner, "owner-token")
-    return World(owner, dataset, image_id, queued, cancelled, bystander, fast_user("candidate@example.com"), token.id)
+    return World(owner, dataset, image_id, queued, cancelled, bystander, make_user("candidate@example.com"), token.id)
 
 
 # ---- the table ---------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ def test_denied_htmx_request_gets_the_error_partial_not_a_page(client, world, ro
 def test_outsider_sees_a_public_dataset_read_only(client, world, url, expected):
     world.dataset.public = True
     db.session.commit()
-    sign_in(client, fast_user())
+    sign_in(client, make_user())
     response = client.get(f"/datasets/{world.dataset.id}" + url.format(image=world.image_id))
     assert response.status_code == expected
 
@@ -322,7 +323,7 @@ def test_outsider_sees_a_public_dataset_read_only(client, world, url, expected):
 def test_outsider_cannot_change_a_public_dataset(client, world):
     world.dataset.public = True
     db.session.commit()
-    sign_in(client, fast_user())
+    sign_in(client, make_user())
     response = client.post(
         f"/datasets/{world.dataset.id}/images/bulk", data={"action": "delete", "image_ids": [str(world.image_id)]}
     )

@@ -5,15 +5,15 @@ import pytest
 from core.extensions import db
 from models import ApiToken
 from services.accounts import user_for_token
-from tests.factories import PASSWORD
-from tests.support import fast_user, sign_in
+from tests.factories import PASSWORD, make_user
+from tests.support import sign_in
 
 HX = {"HX-Request": "true"}
 
 
 @pytest.fixture
 def me(client):
-    user = fast_user("me@example.com")
+    user = make_user("me@example.com")
     sign_in(client, user)
     return user
 
@@ -55,7 +55,7 @@ def test_revoked_token_disappears_and_stops_working(client, me):
 def test_someone_elses_token_cannot_be_revoked(client, me):
     from services.accounts import create_token
 
-    token, _ = create_token(fast_user(), "theirs")
+    token, _ = create_token(make_user(), "theirs")
     assert client.post(f"/profile/tokens/{token.id}/revoke", headers=HX).status_code == 404
     assert db.session.get(ApiToken, token.id).revoked_at is None
 

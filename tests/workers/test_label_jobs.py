@@ -3,11 +3,20 @@
 from sqlalchemy import func, insert, select
 
 from core.extensions import db
-from models import Annotation, AnnotationRevision, Dataset, Image, ImageState, Job, JobStatus, Label
+from models import (
+    Annotation,
+    AnnotationRevision,
+    Dataset,
+    Image,
+    ImageState,
+    Job,
+    JobStatus,
+    Label,
+)
 from services import labels as service
 from services.jobs import rerun_job
-from tests.factories import make_dataset
-from tests.support import fast_user, insert_images
+from tests.factories import make_dataset, make_user
+from tests.support import insert_images
 
 
 def _labels(dataset, *names, shape="tag") -> list[Label]:
@@ -47,7 +56,7 @@ def _dataset_annotations(dataset_id: int) -> int:
 
 def _classification_world(images: int = 1500):
     """Tags a, b, c by turn; the first 100 images (wrongly) carry both a and b."""
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name="Parts", type="classification")
     a, b, c = _labels(dataset, "a", "b", "c")
     ids = insert_images(dataset, images, state=ImageState.in_progress)
@@ -101,7 +110,7 @@ def test_a_merge_run_again_changes_nothing(app_ctx, run_jobs):
 
 
 def test_merge_into_an_existing_label_keeps_it_and_moves_boxes(app_ctx, run_jobs):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name="Street", type="detection")
     car, truck, bus = _labels(dataset, "Car", "truck", "bus", shape="box")
     ids = insert_images(dataset, 700)
@@ -123,7 +132,7 @@ def test_merge_into_an_existing_label_keeps_it_and_moves_boxes(app_ctx, run_jobs
 
 
 def test_delete_label_removes_its_annotations_with_a_revision_per_image_then_the_label(app_ctx, run_jobs):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, name="Street", type="detection")
     car, bus = _labels(dataset, "car", "bus", shape="box")
     ids = insert_images(dataset, 1200)
@@ -153,7 +162,7 @@ def test_delete_label_removes_its_annotations_with_a_revision_per_image_then_the
 
 
 def test_asking_twice_to_delete_a_label_gives_the_same_job(app_ctx):
-    owner = fast_user()
+    owner = make_user()
     dataset = make_dataset(owner, type="detection")
     (car,) = _labels(dataset, "car", shape="box")
     assert service.request_delete(dataset, car, owner).id == service.request_delete(dataset, car, owner).id
