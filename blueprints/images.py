@@ -1,13 +1,16 @@
 """The image grid (filters, keyset paging, infinite scroll, bulk actions), image details and files."""
 
-from flask import Blueprint, request
+from flask import Blueprint, make_response, render_template, request
 from flask_login import current_user
+from sqlalchemy import select
 
-from core.errors import Invalid
+from core.errors import Forbidden, Invalid
+from core.extensions import db
 from core.files import MEDIA_TYPES, send_object
 from core.htmx import render
 from core.permissions import requires
-from models import ImageState, Split
+from models import Image, ImageState, Split
+from services import grid_labeling
 from services import images as service
 
 # Filtered grids count at most this many matches ("1,000+"): an exact count of a broad filter
@@ -30,11 +33,25 @@ def filter_from_args(args) -> service.ImageFilter:
     ).validate()
 
 
+def _tile_context(dataset, images) -> dict:
+    """What tiles draw besides the image: its annotations (one query for the whole page) and the labels."""
+    labels = grid_labeling.palette(dataset)
+    return {
+        "annotations": grid_labeling.grid_annotations([i.id for i in images]),
+        "labels_by_id": {label.id: label for label in labels},
+        # The label palette (and tile selection) for people who classify in the grid.
+        "palette": labels if grid_labeling.may_label_in_grid(dataset, current_user) else [],
+    }
+
+
 def _grid_context(dataset, f):
     images, next_cursor = service.grid_page(dataset, current_user, f)
     # Infinite-scroll pages (a cursor) show no count, so they do not pay for one.
     total = None if f.after else service.count_images(dataset, current_user, f, cap=GRID_COUNT_CAP)
-    return {"dataset": dataset, "images": images, "next_cursor": next_cursor, "f": f, "total": total, "cap": GRID_COUNT_CAP}
+    return {
+        "dataset": dataset, "images": images, "next_cursor": next_cursor, "f": f, "total": total, "cap": GRID_COUNT_CAP,
+        **_tile_context(dataset, images),
+    }
 
 
 @bp.get("/")
@@ -46,7 +63,7 @@ def index(dataset):
     partial = "partials/images/_tiles.html" if f.after else "partials/images/_grid.html"
     return render(
         "images/index.html", partial, **context,
-        splits=list(Split), states=list(ImageState), folders=service.folders_of(dataset),
+        splits=list(Split), states=list(ImageState), folders=service.folders_of(dataset), tags=service.list_tags(dataset),
     )
 
 
@@ -66,6 +83,16 @@ def bulk(dataset):
     elif action == "set_split":
         count = service.set_split(dataset, image_ids, request.form.get("split", ""))
         message = f"Moved {count} image{'s' if count != 1 else ''} to {request.form.get('split')}"
+    elif action == "add_tag":
+        count = service.add_tag_to_images(dataset, image_ids, request.form.get("tag", ""))
+        message = f"Tagged {count} image{'s' if count != 1 else ''} {request.form.get('tag', '').strip()!r}"
+    elif action == "remove_tag":
+        count = service.remove_tag_from_images(dataset, image_ids, request.form.get("tag", ""))
+        message = f"Removed the tag {request.form.get('tag', '').strip()!r} from {count} image{'s' if count != 1 else ''}"
+    elif action == "move_folder":
+        count = service.move_to_folder(dataset, image_ids, request.form.get("to_folder", ""))
+        where = service.clean_folder_path(request.form.get("to_folder", "")) or "the top level"
+        message = f"Moved {count} image{'s' if count != 1 else ''} to {where}"
     else:
         raise Invalid(f"Unknown bulk action {action!r}")
     f = filter_from_args(request.args)
@@ -73,6 +100,53 @@ def bulk(dataset):
         "images/index.html", "partials/images/_grid.html", **_grid_context(dataset, f),
         notice=message, trigger="imagesChanged",
     )
+
+
+def _form_ids() -> list[int]:
+    try:
+        return [int(i) for i in request.form.getlist("image_ids")]
+    except ValueError:
+        raise Invalid("image_ids must be image ids", details={"field": "image_ids"}) from None
+
+
+def _classified(dataset, outcome: dict, message: str):
+    """The changed tiles (for the grid to swap in place) and a status carrying the undo token."""
+    if outcome["changed"] == [] and outcome["skipped"] and all(
+        s["reason"] == grid_labeling.NOT_ALLOWED for s in outcome["skipped"]
+    ):
+        raise Forbidden("You may not annotate any of the selected images")
+    images = db.session.scalars(select(Image).where(Image.id.in_(outcome["changed"])).order_by(Image.id)).all()
+    html = render_template(
+        "partials/images/_classified.html", dataset=dataset, images=images, outcome=outcome, message=message,
+        f=filter_from_args(request.args), **_tile_context(dataset, images),
+    )
+    response = make_response(html)
+    response.vary.add("HX-Request")
+    if outcome["changed"]:
+        response.headers["HX-Trigger"] = "imagesChanged"
+    return response
+
+
+@bp.post("/classify")
+@requires("dataset:view")  # and image:annotate on each image, checked by the service
+def classify(dataset):
+    try:
+        label_id = int(request.form.get("label_id", ""))
+    except ValueError:
+        raise Invalid("label_id must be the id of a label of this dataset", details={"field": "label_id"}) from None
+    outcome = grid_labeling.classify_images(dataset, current_user, _form_ids(), label_id, request.form.get("mode") or None)
+    n = len(outcome["changed"])
+    verb = {"set": "Classified", "add": "Added the class to", "remove": "Removed the class from"}[outcome["action"]]
+    message = f"{verb} {n} image{'s' if n != 1 else ''}"
+    return _classified(dataset, outcome, message)
+
+
+@bp.post("/classify/undo")
+@requires("dataset:view")  # and image:annotate on each image, checked by the service
+def classify_undo(dataset):
+    outcome = grid_labeling.undo_classification(dataset, current_user, request.form.get("undo", ""))
+    n = len(outcome["changed"])
+    return _classified(dataset, {**outcome, "undo": None}, f"Undid the classification of {n} image{'s' if n != 1 else ''}")
 
 
 @bp.get("/<int:image_id>")

@@ -5,20 +5,24 @@ service functions as the token API (services/annotations.py), so both paths shar
 revisions and conflict detection. Writes need the CSRF header that base.html puts on <body>.
 """
 
-from flask import Blueprint, jsonify, make_response, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, make_response, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from blueprints.images import filter_from_args
 from core.errors import Invalid
 from core.extensions import db
+from core.files import send_object
 from core.permissions import can, requires
 from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES, Label
 from services import annotations as annotation_service
+from services import regions as region_service
 from services.navigation import neighbours
 
 # Writes need "image:annotate" (SPEC section 4: labelers only on assigned images, until accepted).
 ANNOTATE = "image:annotate"
+# Above this many pixels the canvas starts from the preview instead of the original file.
+LARGE_PIXELS = 4_000_000
 
 bp = Blueprint("labeling", __name__, url_prefix="/datasets/<int:dataset_id>/images/<int:image_id>")
 
@@ -51,6 +55,8 @@ def show(dataset, image):
         "submit": url_for("labeling.submit", dataset_id=dataset.id, image_id=image.id),
         "skip": url_for("labeling.skip", dataset_id=dataset.id, image_id=image.id),
         "file": url_for("images.file", dataset_id=dataset.id, image_id=image.id),
+        "preview": url_for("labeling.preview", dataset_id=dataset.id, image_id=image.id),
+        "region": url_for("labeling.region", dataset_id=dataset.id, image_id=image.id),
         "next": link(next_id),
         "previous": link(previous_id),
         "grid": url_for("images.index", dataset_id=dataset.id, **nav),
@@ -61,6 +67,9 @@ def show(dataset, image):
         "single_tag": dataset.type in SINGLE_TAG_TYPES, "labels": _labels(dataset), "urls": urls,
         "can_annotate": _can_annotate(image),
         "shapes_by_type": {t.value: list(s) for t, s in SHAPES_BY_TYPE.items()},
+        # Larger images load a downscaled preview first and sharp regions as the view zooms in.
+        "large": image.width * image.height > LARGE_PIXELS,
+        "preview_side": region_service.PREVIEW_SIDE, "region_max": region_service.MAX_SIDE,
     }
     return render_template("labeling/page.html", dataset=dataset, image=image, config=config, urls=urls)
 
@@ -137,3 +146,23 @@ def _history(dataset, image):
         revisions=annotation_service.history(image), can_annotate=_can_annotate(image),
     )
     return make_response(html)
+
+
+@bp.get("/preview")
+@requires("image:view")
+def preview(dataset, image):
+    """The whole image downscaled (longest side PREVIEW_SIDE), a cached JPEG with an ETag."""
+    key = region_service.ensure_preview(image, max_pixels=current_app.config["LOUPE_MAX_IMAGE_PIXELS"])
+    return send_object(key, "image/jpeg")
+
+
+@bp.get("/region")
+@requires("image:view")
+def region(dataset, image):
+    """A crop of the original in display pixels (x, y, width, height) downscaled by scale (0-1], cached."""
+    args = request.args
+    key = region_service.ensure_region(
+        image, args.get("x"), args.get("y"), args.get("width"), args.get("height"), args.get("scale"),
+        max_pixels=current_app.config["LOUPE_MAX_IMAGE_PIXELS"],
+    )
+    return send_object(key, "image/jpeg")

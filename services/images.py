@@ -296,6 +296,10 @@ def release_if_unused(key: str) -> None:
         storage = get_storage()
         storage.delete(key)
         storage.delete(f"thumbs/{key}.jpg")
+        # The canvas's cached preview too (cached regions cannot be listed, so they stay).
+        from services.regions import preview_key_for
+
+        storage.delete(preview_key_for(key))
 
 
 def update_image(image: Image, **changes) -> Image:
@@ -396,3 +400,47 @@ def delete_tag(dataset: Dataset, name: str) -> int:
     db.session.execute(delete(Tag).where(Tag.id == tag.id))
     db.session.commit()
     return count
+
+
+# ---- bulk tags and folders (the grid's bar) -------------------------------------------------
+
+
+def _clean_tag_name(name) -> str:
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+        raise Invalid("A tag name must have 1 to 100 characters", details={"field": "tag"})
+    return name.strip()
+
+
+def add_tag_to_images(dataset: Dataset, image_ids, name) -> int:
+    """Tag many images of one dataset; how many images gained the tag."""
+    name = _clean_tag_name(name)
+    ids = _ids(dataset, image_ids)
+    tag = tag_for(dataset.id, name)
+    have = set(db.session.scalars(select(ImageTag.image_id).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(ids))))
+    rows = [{"image_id": i, "tag_id": tag.id} for i in ids if i not in have]
+    if rows:
+        db.session.execute(db.insert(ImageTag), rows)
+    db.session.commit()
+    return len(rows)
+
+
+def remove_tag_from_images(dataset: Dataset, image_ids, name) -> int:
+    """Take a tag off many images of one dataset (the tag itself stays); how many lost it."""
+    name = _clean_tag_name(name)
+    ids = _ids(dataset, image_ids)
+    tag = _tag_named(dataset, name)
+    result = db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(ids)))
+    db.session.commit()
+    return result.rowcount
+
+
+def move_to_folder(dataset: Dataset, image_ids, path) -> int:
+    """Move many images of one dataset into a folder (created as needed; "" is the top level)."""
+    if not isinstance(path, str):
+        raise Invalid("folder must be a folder path", details={"field": "folder"})
+    ids = _ids(dataset, image_ids)
+    path = clean_folder_path(path)
+    folder_id = folder_for(dataset.id, path) if path else None
+    db.session.execute(update(Image).where(Image.dataset_id == dataset.id, Image.id.in_(ids)).values(folder_id=folder_id))
+    db.session.commit()
+    return len(ids)

@@ -33,7 +33,7 @@ class Processed:
     phash: str
 
 
-def _open(stream: BinaryIO, max_pixels: int) -> PILImage.Image:
+def open_image(stream: BinaryIO, max_pixels: int) -> PILImage.Image:
     try:
         with warnings.catch_warnings():
             # We enforce our own pixel limit below with a clear message; Pillow's own bomb check
@@ -61,7 +61,7 @@ def _open(stream: BinaryIO, max_pixels: int) -> PILImage.Image:
     return image
 
 
-def _orientation(image: PILImage.Image, header_only: bool = False) -> int:
+def orientation_of(image: PILImage.Image, header_only: bool = False) -> int:
     if header_only and image.format == "PNG" and "exif" not in image.info:
         # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the
         # pixels; a header check must not (a 200 MP PNG is 600 MB decoded, in a web request).
@@ -75,8 +75,8 @@ def _orientation(image: PILImage.Image, header_only: bool = False) -> int:
 
 def inspect(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     """Read only the header: format, size, orientation. Cheap enough for the upload request."""
-    image = _open(stream, max_pixels)
-    orientation = _orientation(image, header_only=True)
+    image = open_image(stream, max_pixels)
+    orientation = orientation_of(image, header_only=True)
     width, height = image.size
     if orientation in TRANSPOSED:
         width, height = height, width
@@ -101,8 +101,8 @@ def _dhash(thumb: PILImage.Image) -> str:
 
 def process(data: bytes, max_pixels: int, thumb_box: int) -> Processed:
     """Fully decode (which finds truncated or corrupt data), orient and thumbnail one image."""
-    image = _open(io.BytesIO(data), max_pixels)
-    orientation = _orientation(image)
+    image = open_image(io.BytesIO(data), max_pixels)
+    orientation = orientation_of(image)
     raw_w, raw_h = image.size
     fmt = FORMATS[image.format]
     try:
@@ -115,7 +115,7 @@ def process(data: bytes, max_pixels: int, thumb_box: int) -> Processed:
         thumb = image if image.mode in ("RGB", "L") else image.convert("RGBA").convert("RGB")
         thumb.thumbnail((thumb_box, thumb_box), PILImage.Resampling.BILINEAR, reducing_gap=2.0)
         if orientation != 1:
-            thumb = _apply_orientation(thumb, orientation)
+            thumb = apply_orientation(thumb, orientation)
     except Exception as exc:  # Pillow raises many types for bad data; each is a per-file rejection
         raise ImageRejected(f"corrupt image: {exc}") from None
     out = io.BytesIO()
@@ -135,7 +135,7 @@ _TRANSPOSES = {
 }
 
 
-def _apply_orientation(image: PILImage.Image, orientation: int) -> PILImage.Image:
+def apply_orientation(image: PILImage.Image, orientation: int) -> PILImage.Image:
     for method in _TRANSPOSES.get(orientation, []):
         image = image.transpose(method)
     return image

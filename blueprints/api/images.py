@@ -1,7 +1,8 @@
-"""Images of a dataset: keyset list, multipart upload, get, update, delete, file and thumbnail bytes."""
+"""Images of a dataset: keyset list, multipart upload, get, update, delete, file, thumbnail and region bytes."""
 
-from flask import request
+from flask import current_app, request
 from flask_login import current_user
+from marshmallow import Schema, fields
 
 from blueprints.api.base import Blueprint
 from blueprints.api.schemas import (
@@ -14,6 +15,7 @@ from core.errors import Invalid
 from core.files import MEDIA_TYPES, send_object
 from core.permissions import requires
 from services import images as service
+from services import regions as region_service
 
 bp = Blueprint("api-images", __name__, url_prefix="/api/v1/datasets/<int:dataset_id>/images", description="Images of a dataset")
 
@@ -118,3 +120,30 @@ def file(dataset, image):
 def thumbnail(dataset, image):
     """A JPEG thumbnail, with an ETag."""
     return send_object(image.thumbnail_key, "image/jpeg")
+
+
+class RegionArgs(Schema):
+    x = fields.Integer(required=True, metadata={"minimum": 0, "description": "Left edge, in display pixels (after EXIF orientation)"})
+    y = fields.Integer(required=True, metadata={"minimum": 0, "description": "Top edge, in display pixels"})
+    width = fields.Integer(required=True, metadata={"minimum": 1, "description": "Width in display pixels; x + width <= image width"})
+    height = fields.Integer(required=True, metadata={"minimum": 1, "description": "Height in display pixels; y + height <= image height"})
+    scale = fields.Float(
+        required=True,
+        metadata={
+            "minimum": 0, "exclusiveMinimum": True, "maximum": 1,
+            "description": f"Downscale factor; the output (width*scale x height*scale) is at most {region_service.MAX_SIDE} px a side",
+        },
+    )
+
+
+@bp.get("/<int:image_id>/region")
+@requires("image:view")
+@bp.arguments(RegionArgs, location="query")
+@bp.doc(responses={200: {"description": "A JPEG of the region", "content": {"image/jpeg": BYTES}}, 304: NOT_MODIFIED})
+def region(args, dataset, image):
+    """A crop of the original image, downscaled on the server and cached, with an ETag."""
+    key = region_service.ensure_region(
+        image, args["x"], args["y"], args["width"], args["height"], args["scale"],
+        max_pixels=current_app.config["LOUPE_MAX_IMAGE_PIXELS"],
+    )
+    return send_object(key, "image/jpeg")

@@ -116,6 +116,7 @@ ROWS = [
         lambda w, u: {"json": {"image_ids": [w.image.id]}}),
     Row("api-images.file", "GET", "/api/v1/datasets/{ds}/images/{img}/file", viewers(200)),
     Row("api-images.thumbnail", "GET", "/api/v1/datasets/{ds}/images/{img}/thumbnail", viewers(200)),
+    Row("api-images.region", "GET", "/api/v1/datasets/{ds}/images/{img}/region?x=0&y=0&width=32&height=24&scale=0.5", viewers(200)),
     # Annotations: read with image:view, write with image:annotate (the labeler is assigned to {img}).
     Row("api-annotations.show", "GET", "/api/v1/datasets/{ds}/images/{img}/annotations", viewers(200)),
     Row("api-annotations.replace", "PUT", "/api/v1/datasets/{ds}/images/{img}/annotations", viewers(200),

@@ -146,6 +146,31 @@ def public_dataset(w: World) -> int:
     return make_dataset(w.owner, name="Public source", public=True).id
 
 
+def grid_classification(w: World) -> dict:
+    """Make the world's dataset a classification one with a label, for the grid-labeling rows."""
+    from models import DatasetType, Label
+    from services.labels import create_label
+
+    w.dataset.type = DatasetType.classification
+    db.session.commit()
+    label = db.session.scalar(db.select(Label).where(Label.dataset_id == w.dataset.id, Label.name == "grid-cat"))
+    label = label or create_label(w.dataset, name="grid-cat", shortcut="g", default_shape="tag")
+    return {"label_id": str(label.id), "image_ids": [str(w.image_id)]}
+
+
+def grid_undo(w: World, user: User | None) -> dict:
+    """An undo token of the caller's own grid classification of the world's image (it had no classes)."""
+    from flask import current_app
+    from itsdangerous import URLSafeTimedSerializer
+
+    from services import grid_labeling
+
+    grid_classification(w)
+    payload = {"dataset_id": w.dataset.id, "user_id": (user or w.owner).id, "images": {str(w.image_id): {"before": [], "after": []}}}
+    token = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=grid_labeling._SALT).dumps(payload)
+    return {"undo": token}
+
+
 def jpeg_file() -> dict:
     return {"files": (io.BytesIO(image_bytes(seed=3)), "new.jpg")}
 
@@ -178,6 +203,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("images.bulk", "POST"): Route(
         lambda w, u: (ds(w, "/images/bulk"), {"action": "set_split", "split": "train", "image_ids": [str(w.image_id)]}), managers(200)
     ),
+    # dataset:view, then image:annotate per image: the matrix's labeler has no assignment.
+    ("images.classify", "POST"): Route(
+        lambda w, u: (ds(w, "/images/classify"), grid_classification(w)), allowed(200, "admin", "owner", "manager", "reviewer", outsider=404)
+    ),
+    ("images.classify_undo", "POST"): Route(
+        lambda w, u: (ds(w, "/images/classify/undo"), grid_undo(w, u)), allowed(200, "admin", "owner", "manager", "reviewer", outsider=404)
+    ),
     ("images.show", "GET"): Route(lambda w, u: (img(w), {}), image_viewers(200)),
     ("images.thumbnail", "GET"): Route(lambda w, u: (img(w, "/thumbnail"), {}), image_viewers(200)),
     ("images.file", "GET"): Route(lambda w, u: (img(w, "/file"), {}), image_viewers(200)),
@@ -189,6 +221,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("labeling.skip", "POST"): Route(lambda w, u: (img(w, "/skip"), {}), image_viewers(200)),
     ("labeling.history", "GET"): Route(lambda w, u: (img(w, "/history"), {}), image_viewers(200)),
     ("labeling.restore", "POST"): Route(lambda w, u: (img(w, f"/history/{saved_revision(w)}/restore"), {}), image_viewers(200)),
+    ("labeling.preview", "GET"): Route(lambda w, u: (img(w, "/preview"), {}), image_viewers(200)),
+    ("labeling.region", "GET"): Route(lambda w, u: (img(w, "/region?x=0&y=0&width=32&height=24&scale=0.5"), {}), image_viewers(200)),
     ("uploads.new", "GET"): Route(lambda w, u: (ds(w, "/upload/"), {}), managers(200)),
     ("uploads.create", "POST"): Route(lambda w, u: (ds(w, "/upload/"), jpeg_file()), managers(303), files=True),
     ("uploads.begin", "POST"): Route(lambda w, u: (ds(w, "/upload/batches"), {}), managers(201)),

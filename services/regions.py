@@ -1,0 +1,212 @@
+"""Regions and previews of large images: crop and downscale on the server, cached in storage.
+
+Coordinates are display pixels (after EXIF orientation), the same pixels annotations use. The
+result is a JPEG of at most MAX_SIDE x MAX_SIDE, stored under a deterministic derived key, so a
+repeat request is a storage read, and the key doubles as a strong ETag.
+
+Plain Python (Pillow only); storage defaults to the app's, but callers and tests may pass their own.
+"""
+
+import io
+import math
+import numbers
+from dataclasses import dataclass
+
+from PIL import Image as PILImage
+
+from core.errors import Invalid, NotFound
+from services import imaging
+
+MAX_SIDE = 2048  # the largest region or preview side, in output pixels
+PREVIEW_SIDE = 2048  # the preview's longest side
+QUALITY = 85
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+@dataclass(frozen=True)
+class Box:
+    """A validated request: display-pixel rectangle and the output size it downscales to."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    out_width: int
+    out_height: int
+
+
+def _integer(name: str, value) -> int:
+    if isinstance(value, bool):
+        raise Invalid(f"{name} must be a whole number of pixels", details={"field": name})
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise Invalid(f"{name} must be a whole number of pixels, not {value!r}", details={"field": name})
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit() and text.isascii():
+            return int(text)
+        raise Invalid(f"{name} must be a whole number of pixels, not {value!r}", details={"field": name})
+    raise Invalid(f"{name} is missing or not a number", details={"field": name})
+
+
+def _scale(value) -> float:
+    if isinstance(value, bool) or value is None:
+        raise Invalid("scale is missing or not a number", details={"field": "scale"})
+    try:
+        scale = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise Invalid(f"scale must be a number between 0 and 1, not {value!r}", details={"field": "scale"}) from None
+    if not math.isfinite(scale) or not 0 < scale <= 1:
+        raise Invalid(f"scale must be greater than 0 and at most 1, not {value!r}", details={"field": "scale"})
+    return scale
+
+
+def validate(image, x, y, width, height, scale) -> Box:
+    """Check every parameter against the image (display size); each failure is an Invalid for a person."""
+    x, y = _integer("x", x), _integer("y", y)
+    width, height = _integer("width", width), _integer("height", height)
+    scale = _scale(scale)
+    if width < 1 or height < 1:
+        raise Invalid("width and height must be at least 1 pixel", details={"field": "width" if width < 1 else "height"})
+    if x < 0 or y < 0:
+        raise Invalid("x and y must not be negative", details={"field": "x" if x < 0 else "y"})
+    if x + width > image.width or y + height > image.height:
+        raise Invalid(
+            f"The region {x},{y} {width}x{height} is not inside the {image.width}x{image.height} image",
+            details={"field": "width" if x + width > image.width else "height"},
+        )
+    out_width, out_height = max(1, round(width * scale)), max(1, round(height * scale))
+    if out_width > MAX_SIDE or out_height > MAX_SIDE:
+        raise Invalid(
+            f"A region is at most {MAX_SIDE}x{MAX_SIDE} pixels; {width}x{height} at scale {scale:g} is "
+            f"{out_width}x{out_height}: ask for a smaller area or a smaller scale",
+            details={"field": "scale"},
+        )
+    return Box(x, y, width, height, out_width, out_height)
+
+
+def region_key(image, box: Box) -> str:
+    """The derived storage key: the same request always maps to the same object."""
+    return (
+        f"regions/{image.storage_key}-{box.x}-{box.y}-{box.width}-{box.height}-{box.out_width}x{box.out_height}.jpg"
+    )
+
+
+def preview_key(image) -> str:
+    return preview_key_for(image.storage_key)
+
+
+def preview_key_for(storage_key: str) -> str:
+    return f"previews/{storage_key}-{PREVIEW_SIDE}.jpg"
+
+
+def preview_box(image) -> Box:
+    width, height = imaging.fit(image.width, image.height, PREVIEW_SIDE)
+    return Box(0, 0, image.width, image.height, width, height)
+
+
+def _raw_box(orientation: int, raw_w: int, raw_h: int, x: float, y: float, w: float, h: float) -> tuple:
+    """A display rectangle as (left, top, right, bottom) in the stored (un-oriented) pixels."""
+    if orientation == 2:
+        x = raw_w - x - w
+    elif orientation == 3:
+        x, y = raw_w - x - w, raw_h - y - h
+    elif orientation == 4:
+        y = raw_h - y - h
+    elif orientation == 5:
+        x, y, w, h = y, x, h, w
+    elif orientation == 6:
+        x, y, w, h = y, raw_h - x - w, h, w
+    elif orientation == 7:
+        x, y, w, h = raw_w - y - h, raw_h - x - w, h, w
+    elif orientation == 8:
+        x, y, w, h = raw_w - y - h, x, h, w
+    return x, y, x + w, y + h
+
+
+def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """Decode only as much as needed (JPEG: DCT scaling via draft()), crop, downscale, orient, encode."""
+    try:
+        image = imaging.open_image(data_stream, max_pixels)
+        orientation = imaging.orientation_of(image)
+        raw_w, raw_h = image.size
+        transposed = orientation in imaging.TRANSPOSED
+        scale_x = box.out_width / box.width
+        scale_y = box.out_height / box.height
+        # The output size in stored pixels (before orientation).
+        out_size = (box.out_height, box.out_width) if transposed else (box.out_width, box.out_height)
+        raw_scale = (scale_y, scale_x) if transposed else (scale_x, scale_y)
+        if image.format in ("JPEG", "MPO"):
+            # The smallest 1/1, 1/2, 1/4 or 1/8 decode that still has at least the needed resolution.
+            image.draft("RGB", (max(1, math.ceil(raw_w * raw_scale[0])), max(1, math.ceil(raw_h * raw_scale[1]))))
+        image.seek(0)
+        image.load()
+        fx, fy = image.width / raw_w, image.height / raw_h
+        left, top, right, bottom = _raw_box(orientation, raw_w, raw_h, box.x, box.y, box.width, box.height)
+        left, right, top, bottom = left * fx, right * fx, top * fy, bottom * fy
+        ix0, iy0 = max(0, math.floor(left)), max(0, math.floor(top))
+        ix1, iy1 = min(image.width, math.ceil(right)), min(image.height, math.ceil(bottom))
+        crop = image.crop((ix0, iy0, ix1, iy1))
+        if crop.mode not in ("RGB", "L"):
+            crop = crop.convert("RGBA").convert("RGB")
+        if crop.size == out_size and (left, top, right, bottom) == (ix0, iy0, ix1, iy1):
+            out = crop
+        else:
+            out = crop.resize(
+                out_size, PILImage.Resampling.LANCZOS, box=(left - ix0, top - iy0, right - ix0, bottom - iy0)
+            )
+        out = imaging.apply_orientation(out, orientation)
+    except imaging.ImageRejected:
+        raise
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise imaging.ImageRejected(f"corrupt image: {exc}") from None
+    buffer = io.BytesIO()
+    out.save(buffer, "JPEG", quality=QUALITY)
+    return buffer.getvalue()
+
+
+def _cached(image, key: str, box: Box, storage, max_pixels: int) -> str:
+    storage = _storage(storage)
+    if not storage.exists(key):
+        try:
+            with storage.open(image.storage_key) as stream:
+                data = render(stream, box, max_pixels)
+        except FileNotFoundError:
+            raise NotFound("The image's file is missing from storage") from None
+        except imaging.ImageRejected as exc:
+            raise Invalid(f"The stored image cannot be decoded: {exc}") from None
+        storage.put_bytes(key, data)
+    return key
+
+
+def ensure_region(image, x, y, width, height, scale, *, storage=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """Validate, render once, and return the storage key of the region's JPEG."""
+    box = validate(image, x, y, width, height, scale)
+    return _cached(image, region_key(image, box), box, storage, max_pixels)
+
+
+def ensure_preview(image, *, storage=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """The whole image downscaled to PREVIEW_SIDE on its longest side (never upscaled), cached."""
+    return _cached(image, preview_key(image), preview_box(image), storage, max_pixels)
+
+
+def region(image, x, y, width, height, scale, *, storage=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """JPEG bytes of the display-pixel rectangle of the original, downscaled by scale (0 < scale <= 1)."""
+    key = ensure_region(image, x, y, width, height, scale, storage=storage, max_pixels=max_pixels)
+    return _storage(storage).read(key)
+
+
+def preview(image, *, storage=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    key = ensure_preview(image, storage=storage, max_pixels=max_pixels)
+    return _storage(storage).read(key)
+
+
+def _storage(storage):
+    if storage is not None:
+        return storage
+    from core.storage import get_storage
+
+    return get_storage()

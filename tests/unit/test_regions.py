@@ -1,0 +1,189 @@
+"""services/regions.py: crops match Pillow, EXIF orientation, every bad parameter, the storage cache."""
+
+import io
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageChops, ImageOps, ImageStat, JpegImagePlugin
+
+from core.errors import Invalid
+from core.storage import LocalStorage, get_storage
+from models import Image
+from services import regions
+
+BLOCK = 20
+
+
+def pattern(size=(160, 120)) -> PILImage.Image:
+    """Blocks of BLOCK px, each a different colour: crops are easy to check, and JPEG keeps them."""
+    image = PILImage.new("RGB", size)
+    for bx in range(0, size[0], BLOCK):
+        for by in range(0, size[1], BLOCK):
+            color = ((bx * 3) % 256, (by * 5) % 256, ((bx + by) * 7) % 256)
+            image.paste(color, (bx, by, bx + BLOCK, by + BLOCK))
+    return image
+
+
+def encode(image: PILImage.Image, fmt: str, **params) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def store(storage, data: bytes):
+    stored = storage.put_stream(io.BytesIO(data))
+    decoded = ImageOps.exif_transpose(PILImage.open(io.BytesIO(data)))
+    return SimpleNamespace(storage_key=stored.key, width=decoded.width, height=decoded.height)
+
+
+def diff(a: PILImage.Image, b: PILImage.Image) -> float:
+    """Mean absolute difference, against the reference encoded as the service encodes (JPEG is lossy)."""
+    assert a.size == b.size
+    b = PILImage.open(io.BytesIO(encode(b.convert("RGB"), "JPEG", quality=regions.QUALITY)))
+    return sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return LocalStorage(tmp_path / "store")
+
+
+def test_crop_at_full_scale_matches_pillow(storage):
+    original = pattern()
+    image = store(storage, encode(original, "PNG"))
+    got = PILImage.open(io.BytesIO(regions.region(image, 40, 20, 60, 70, 1, storage=storage)))
+    assert got.format == "JPEG" and got.size == (60, 70)
+    assert diff(got, original.crop((40, 20, 100, 90))) < 0.5
+    # Block centres are exactly the pattern's colours (up to JPEG noise).
+    for gx, gy in [(10, 10), (50, 30), (30, 50)]:
+        expected = original.getpixel((40 + gx, 20 + gy))
+        assert all(abs(a - b) <= 8 for a, b in zip(got.getpixel((gx, gy)), expected)), (gx, gy)
+
+
+def test_downscaled_crop_matches_pillow_resize(storage):
+    original = pattern()
+    image = store(storage, encode(original, "PNG"))
+    got = PILImage.open(io.BytesIO(regions.region(image, 20, 0, 120, 100, 0.5, storage=storage)))
+    assert got.size == (60, 50)
+    reference = original.crop((20, 0, 140, 100)).resize((60, 50), PILImage.Resampling.LANCZOS)
+    assert diff(got, reference) < 3
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_crops_in_display_coordinates(storage, orientation):
+    raw = pattern((160, 120))
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    data = encode(raw, "JPEG", quality=95, exif=exif.tobytes())
+    image = store(storage, data)
+    display = ImageOps.exif_transpose(PILImage.open(io.BytesIO(data)))
+    assert (image.width, image.height) == ((120, 160) if orientation >= 5 else (160, 120))
+    got = PILImage.open(io.BytesIO(regions.region(image, 20, 40, 60, 80, 1, storage=storage)))
+    assert got.size == (60, 80)
+    assert diff(got, display.crop((20, 40, 80, 120))) < 0.5
+    half = PILImage.open(io.BytesIO(regions.region(image, 20, 40, 60, 80, 0.5, storage=storage)))
+    assert half.size == (30, 40)
+    # Decoded at 1/2 by libjpeg's DCT scaling, so close to (not equal to) Pillow's resize, and
+    # clearly closer than a crop off by two pixels.
+    right = diff(half, display.crop((20, 40, 80, 120)).resize((30, 40), PILImage.Resampling.LANCZOS))
+    shifted = diff(half, display.crop((22, 42, 82, 122)).resize((30, 40), PILImage.Resampling.LANCZOS))
+    assert right < 6 and right < shifted / 2, (right, shifted)
+
+
+def test_jpeg_decodes_at_the_smallest_dct_scale_that_is_sharp_enough(storage, monkeypatch):
+    original = pattern((1600, 1200))
+    image = store(storage, encode(original, "JPEG", quality=90))
+    sizes = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        result = real_draft(self, mode, size)
+        sizes.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    got = PILImage.open(io.BytesIO(regions.region(image, 400, 200, 800, 800, 0.125, storage=storage)))
+    assert got.size == (100, 100)
+    assert sizes == [(200, 150)]  # decoded at 1/8: 1600x1200 never fully decoded
+    right = diff(got, original.crop((400, 200, 1200, 1000)).resize((100, 100), PILImage.Resampling.LANCZOS))
+    shifted = diff(got, original.crop((416, 216, 1216, 1016)).resize((100, 100), PILImage.Resampling.LANCZOS))
+    assert right < 10 and right < shifted / 2, (right, shifted)
+    sizes.clear()
+    regions.region(image, 400, 200, 800, 800, 0.3, storage=storage)
+    assert sizes == [(800, 600)]  # 1/2 is the smallest decode with at least 0.3 of the resolution
+
+
+def test_preview_fits_the_longest_side_and_is_cached(storage):
+    image = store(storage, encode(pattern((4096, 1024)), "JPEG", quality=80))
+    got = PILImage.open(io.BytesIO(regions.preview(image, storage=storage)))
+    assert got.size == (2048, 512)
+    assert storage.exists(regions.preview_key(image))
+    small = store(storage, encode(pattern((160, 120)), "PNG"))
+    assert PILImage.open(io.BytesIO(regions.preview(small, storage=storage))).size == (160, 120)  # never upscaled
+
+
+def test_a_repeat_is_a_cache_hit_without_decoding(storage, monkeypatch):
+    image = store(storage, encode(pattern(), "PNG"))
+    first = regions.region(image, 0, 0, 100, 100, 0.5, storage=storage)
+    key = regions.region_key(image, regions.validate(image, 0, 0, 100, 100, 0.5))
+    assert key == f"regions/{image.storage_key}-0-0-100-100-50x50.jpg"
+    assert storage.exists(key) and storage.read(key) == first
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(regions, "render", no_decoding)
+    assert regions.region(image, "0", "0", "100", "100", "0.5", storage=storage) == first
+    assert regions.ensure_region(image, 0, 0, 100, 100, 0.5, storage=storage) == key
+
+
+BAD = [
+    # (x, y, width, height, scale), words the message must contain
+    (("a", 0, 10, 10, 1), "x must be a whole number"),
+    ((None, 0, 10, 10, 1), "x is missing"),
+    ((0, "1.5", 10, 10, 1), "y must be a whole number"),
+    ((0, 0, float("nan"), 10, 1), "width must be a whole number"),
+    ((0, 0, 10, float("inf"), 1), "height must be a whole number"),
+    ((0, 0, True, 10, 1), "width must be a whole number"),
+    ((0, 0, 10, 10, None), "scale is missing"),
+    ((0, 0, 10, 10, "big"), "scale must be a number"),
+    ((0, 0, 10, 10, "nan"), "scale must be greater than 0"),
+    ((0, 0, 10, 10, "inf"), "scale must be greater than 0"),
+    ((0, 0, 10, 10, 0), "scale must be greater than 0"),
+    ((0, 0, 10, 10, -0.5), "scale must be greater than 0"),
+    ((0, 0, 10, 10, 1.01), "at most 1"),
+    ((0, 0, 0, 10, 1), "at least 1 pixel"),
+    ((0, 0, 10, -3, 1), "at least 1 pixel"),
+    ((-1, 0, 10, 10, 1), "must not be negative"),
+    ((0, -1, 10, 10, 1), "must not be negative"),
+    ((151, 0, 10, 10, 1), "not inside the 160x120 image"),
+    ((0, 111, 10, 10, 1), "not inside"),
+    ((0, 0, 161, 10, 1), "not inside"),
+    ((200, 200, 1, 1, 1), "not inside"),
+]
+
+
+@pytest.mark.parametrize("params, words", BAD)
+def test_every_bad_parameter_is_a_clear_invalid(storage, params, words):
+    image = store(storage, encode(pattern(), "PNG"))
+    with pytest.raises(Invalid) as caught:
+        regions.region(image, *params, storage=storage)
+    assert words in caught.value.message
+
+
+def test_output_is_at_most_2048_pixels_a_side():
+    image = SimpleNamespace(storage_key="0" * 64, width=12000, height=9000)
+    assert regions.validate(image, 0, 0, 4096, 4096, 0.5).out_width == 2048
+    with pytest.raises(Invalid, match="at most 2048x2048"):
+        regions.validate(image, 0, 0, 4100, 100, 0.5)
+    with pytest.raises(Invalid, match="at most 2048x2048"):
+        regions.validate(image, 0, 0, 12000, 9000, 1)
+
+
+def test_a_stored_file_that_cannot_be_decoded_gives_a_clear_error_not_a_crash(app_ctx):
+    stored = get_storage().put_stream(io.BytesIO(b"\xff\xd8\xff\xe0 not really a jpeg"))
+    image = Image(dataset_id=1, file_name="x.jpg", storage_key=stored.key, width=640, height=480, byte_size=stored.size, format="jpeg")
+
+    with pytest.raises(Invalid, match="cannot be decoded"):
+        regions.region(image, 0, 0, 64, 64, 1)
