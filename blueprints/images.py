@@ -67,6 +67,10 @@ def index(dataset):
     )
 
 
+def _images(count: int) -> str:
+    return f"{count} image{'' if count == 1 else 's'}"
+
+
 @bp.post("/bulk")
 @requires("dataset:import")
 def bulk(dataset):
@@ -79,20 +83,20 @@ def bulk(dataset):
     action = request.form.get("action")
     if action == "delete":
         count = service.delete_images(dataset, image_ids)
-        message = f"Deleted {count} image{'s' if count != 1 else ''}"
+        message = f"Deleted {_images(count)}"
     elif action == "set_split":
         count = service.set_split(dataset, image_ids, request.form.get("split", ""))
-        message = f"Moved {count} image{'s' if count != 1 else ''} to {request.form.get('split')}"
+        message = f"Moved {_images(count)} to {request.form.get('split')}"
     elif action == "add_tag":
         count = service.add_tag_to_images(dataset, image_ids, request.form.get("tag", ""))
-        message = f"Tagged {count} image{'s' if count != 1 else ''} {request.form.get('tag', '').strip()!r}"
+        message = f"Tagged {_images(count)} {request.form.get('tag', '').strip()!r}"
     elif action == "remove_tag":
         count = service.remove_tag_from_images(dataset, image_ids, request.form.get("tag", ""))
-        message = f"Removed the tag {request.form.get('tag', '').strip()!r} from {count} image{'s' if count != 1 else ''}"
+        message = f"Removed the tag {request.form.get('tag', '').strip()!r} from {_images(count)}"
     elif action == "move_folder":
         count = service.move_to_folder(dataset, image_ids, request.form.get("to_folder", ""))
         where = service.clean_folder_path(request.form.get("to_folder", "")) or "the top level"
-        message = f"Moved {count} image{'s' if count != 1 else ''} to {where}"
+        message = f"Moved {_images(count)} to {where}"
     else:
         raise Invalid(f"Unknown bulk action {action!r}")
     f = filter_from_args(request.args)
@@ -137,7 +141,7 @@ def classify(dataset):
     outcome = grid_labeling.classify_images(dataset, current_user, _form_ids(), label_id, request.form.get("mode") or None)
     n = len(outcome["changed"])
     verb = {"set": "Classified", "add": "Added the class to", "remove": "Removed the class from"}[outcome["action"]]
-    message = f"{verb} {n} image{'s' if n != 1 else ''}"
+    message = f"{verb} {_images(n)}"
     return _classified(dataset, outcome, message)
 
 
@@ -146,7 +150,7 @@ def classify(dataset):
 def classify_undo(dataset):
     outcome = grid_labeling.undo_classification(dataset, current_user, request.form.get("undo", ""))
     n = len(outcome["changed"])
-    return _classified(dataset, {**outcome, "undo": None}, f"Undid the classification of {n} image{'s' if n != 1 else ''}")
+    return _classified(dataset, {**outcome, "undo": None}, f"Undid the classification of {_images(n)}")
 
 
 @bp.get("/<int:image_id>")
