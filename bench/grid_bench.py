@@ -227,16 +227,11 @@ def reset_bench_database(app, database_url: str) -> None:
             Path(str(path) + suffix).unlink(missing_ok=True)
 
 
-SCHEMA_VIA = {"how": "flask_migrate.upgrade()"}
-
-
 def migrate(app, database_url: str) -> None:
     """flask_migrate.upgrade(). A kept bench database whose migration history no longer matches the
-    checkout's (migrations rewritten) is dropped and rebuilt once; if upgrade() fails even on an
-    empty database (a broken migration in the checkout) the schema is made with create_all() from
-    the models instead, with the unique-constraint naming fixed, and the run says so."""
+    checkout's (migrations rewritten) is dropped and rebuilt once; a migration that fails even on
+    an empty database is a bug, and fails the run."""
     from flask_migrate import upgrade
-    from sqlalchemy import inspect
 
     from core.extensions import db
 
@@ -244,34 +239,10 @@ def migrate(app, database_url: str) -> None:
         upgrade()
         return
     except Exception as exc:  # noqa: BLE001
-        first = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        log(f"upgrade() failed on the kept bench database ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); rebuilding it")
     db.session.rollback()
-    tables = set(inspect(db.engine).get_table_names())
-    if "image" in tables and "alembic_version" not in tables:
-        SCHEMA_VIA["how"] = f"create_all() in an earlier run (upgrade() fails: {first})"
-        log(f"upgrade() fails ({first}); reusing the kept bench schema made by create_all()")
-        return
-    log(f"upgrade() failed on the kept bench database ({first}); rebuilding it from scratch")
     reset_bench_database(app, database_url)
-    try:
-        upgrade()
-        return
-    except Exception as exc:  # noqa: BLE001
-        second = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    db.session.rollback()
-    log(f"upgrade() FAILS ON AN EMPTY DATABASE: {second}\n"
-        "  -> a bug in the checkout's migrations; falling back to db.create_all() with "
-        "uq_%(table_name)s_%(column_0_N_name)s naming so the grid can still be measured")
-    reset_bench_database(app, database_url)
-    from sqlalchemy import UniqueConstraint
-    from sqlalchemy.sql.elements import conv
-
-    for table in db.metadata.tables.values():
-        for constraint in table.constraints:
-            if isinstance(constraint, UniqueConstraint) and constraint.columns:
-                constraint.name = conv(f"uq_{table.name}_{'_'.join(c.name for c in constraint.columns)}")
-    db.create_all()
-    SCHEMA_VIA["how"] = f"create_all() (upgrade() fails: {second})"
+    upgrade()
 
 
 def main(argv=None) -> int:
@@ -383,7 +354,7 @@ def main(argv=None) -> int:
             "sql_ms": {k: round(v["sql_ms"], 2) for k, v in results.items()},
             "render_ms": {k: round(v["render_ms"], 2) for k, v in results.items()},
             "statements": {k: v["statements"] for k, v in results.items()},
-            "schema_via": SCHEMA_VIA["how"], "repeats": args.repeats, "loadavg_1m": round(os.getloadavg()[0], 2), "target_ms": TARGET_MS, "target_ratio": TARGET_RATIO, "targets_met": ok,
+            "repeats": args.repeats, "loadavg_1m": round(os.getloadavg()[0], 2), "target_ms": TARGET_MS, "target_ratio": TARGET_RATIO, "targets_met": ok,
         }
         emit(figures)
         return 0 if ok else 1
