@@ -8,7 +8,7 @@ gets 404 rather than 403, so its existence does not leak.
 from functools import wraps
 from typing import Callable
 
-from flask import g
+from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import exists, or_, select
 
@@ -19,11 +19,23 @@ from models import Assignment, Dataset, DatasetMember, Image, ImageState, Job, R
 Rule = Callable[[User, object], bool]
 
 
+def _request_memo(name: str) -> dict:
+    """A dict that lives as long as the current request (a fresh one outside requests).
+
+    Not `g`: a request reuses an app context that is already pushed (tests, jobs), so `g` can
+    outlive the request and serve a role or an assignment that has changed since.
+    """
+    if not has_request_context():
+        return {}
+    memo = request._get_current_object().__dict__.setdefault("_loupe_memo", {})
+    return memo.setdefault(name, {})
+
+
 def role_of(user: User, dataset: Dataset) -> Role | None:
     """The user's role on the dataset, memoised per request."""
     if not user.is_authenticated:
         return None
-    cache = g.setdefault("_roles", {})
+    cache = _request_memo("roles")
     key = (user.id, dataset.id)
     if key not in cache:
         if dataset.owner_id == user.id:
@@ -58,11 +70,14 @@ def sees_dataset(user: User, dataset: Dataset) -> bool:
 
 
 def is_assigned(user: User, image: Image) -> bool:
-    return bool(
-        db.session.scalar(
-            select(exists().where(Assignment.image_id == image.id, Assignment.labeler_id == user.id))
+    """Whether the image is assigned to the user, memoised per request (viewing and annotating both ask)."""
+    cache = _request_memo("assigned")
+    key = (user.id, image.id)
+    if key not in cache:
+        cache[key] = bool(
+            db.session.scalar(select(exists().where(Assignment.image_id == image.id, Assignment.labeler_id == user.id)))
         )
-    )
+    return cache[key]
 
 
 def sees_image(user: User, image: Image) -> bool:

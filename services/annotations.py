@@ -1,11 +1,13 @@
 """Annotations of one image: validated replace with revisions and conflicts, lifecycle, history, restore.
 
-Every change goes through `_store()` (or, for a bare submit, `record_revision()` directly): it replaces the rows, moves the image's
-state, records a revision, keeps the counters, and commits, in one transaction.
+Every change goes through `_store()`: it claims the image's next revision (the conflict check and
+the row lock), replaces the rows, moves the image's state, records the revision, keeps the
+counters, and commits, in one transaction.
 """
 
 import math
 from collections import Counter
+from typing import Callable
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +29,7 @@ from models import (
     User,
 )
 from models.base import utcnow
-from services.revisions import record_revision
+from services.revisions import claim_revision, record_revision, snapshot_of
 
 MAX_ANNOTATIONS = 2000
 MAX_POINTS = 10000
@@ -248,20 +250,33 @@ def validate_annotations(image: Image, annotations, labels: dict[int, Label] | N
 # ---- changing ------------------------------------------------------------------------------
 
 
-def _lock(image: Image) -> None:
-    """Reload the image's row under a row lock (PostgreSQL), so its revision is the latest committed one."""
-    db.session.refresh(image, with_for_update=True)
-
-
-def _check_revision(image: Image, based_on_revision) -> None:
+def _check_revision_number(based_on_revision) -> None:
     if not isinstance(based_on_revision, int) or isinstance(based_on_revision, bool) or based_on_revision < 0:
         raise Invalid("revision must be the number of the revision the change is based on (0 for none)", details={"field": "revision"})
-    if based_on_revision != image.revision:
-        raise Conflict(
-            f"Someone saved this image since revision {based_on_revision} (now at {image.revision}); "
-            "reload their annotations, or send yours again based on the current revision to keep yours",
-            details=_conflict_details(image),
-        )
+
+
+def _claim(image: Image, based_on_revision: int | None) -> None:
+    """Take the image's next revision (and its row lock), if nobody saved since `based_on_revision`.
+
+    None: whatever revision is current. Raises Conflict, carrying the other person's work.
+    """
+    if based_on_revision is not None:
+        _check_revision_number(based_on_revision)
+    if not claim_revision(image, based_on_revision):
+        _conflict(image, based_on_revision)
+
+
+def _conflict(image: Image, based_on_revision: int) -> None:
+    """Raise the Conflict for a change based on an old revision, with the current work in it."""
+    db.session.rollback()
+    if db.session.scalar(select(exists().where(Image.id == image.id))) is False:
+        raise NotFound(f"Image {image.id} not found")
+    db.session.refresh(image)
+    raise Conflict(
+        f"Someone saved this image since revision {based_on_revision} (now at {image.revision}); "
+        "reload their annotations, or send yours again based on the current revision to keep yours",
+        details=_conflict_details(image),
+    )
 
 
 def _conflict_details(image: Image) -> dict:
@@ -284,27 +299,67 @@ def _by_label(records) -> Counter:
     return Counter(r["label_id"] if isinstance(r, dict) else r.label_id for r in records)
 
 
-def _store(image: Image, user: User, records: list[dict], action: str, state: ImageState, keep_authors: bool = False) -> None:
-    """Replace the rows, set the state, record the revision, keep the counters; then commit."""
-    old = _rows(image.id)
+def _new_rows(image: Image, user: User, old: list[Annotation], records: list[dict], keep_authors: bool) -> list[Annotation]:
     previous = {a.id: a for a in old}
-    new_rows = []
+    rows = []
     for r in records:
         before = previous.get(r.get("id")) if isinstance(r.get("id"), int) else None
         unchanged = before is not None and all(getattr(before, f) == (r[f] if f != "text" else r[f] or None) for f in FIELDS)
         # Authorship follows the person who last changed an annotation, not who last pressed save.
         author = r.get("author_id") if keep_authors else before.author_id if unchanged else user.id
-        new_rows.append(Annotation(
+        rows.append(Annotation(
             image_id=image.id, label_id=r["label_id"], shape=r["shape"], geometry=r["geometry"], attributes=r["attributes"],
             text=r["text"], source=r["source"], score=r["score"], author_id=author,
         ))
-    db.session.execute(delete(Annotation).where(Annotation.image_id == image.id))
-    db.session.add_all(new_rows)
-    was_unlabeled = image.state == ImageState.unlabeled
-    image.state = state
-    _count(image, was_unlabeled, _by_label(old), _by_label(records))
-    record_revision(image, user.id, action)
-    _commit(image)
+    return rows
+
+
+def _store(
+    image: Image, user: User, action: str, next_state: Callable[[Image], ImageState], based_on_revision: int | None,
+    records: list[dict] | None = None, keep_authors: bool = False, hand_in: bool = False,
+) -> dict:
+    """The one way annotations change: claim the revision, replace the rows, move the state, record
+    the revision, keep the counters, commit. Returns what was saved, as `get_annotations()` would.
+
+    Args:
+        next_state: the state after the change, decided on the image as the claim left it (fresh).
+        records: the new annotations (validated); None keeps the current ones (a bare submit).
+        hand_in: mark the user's assignment of the image as submitted.
+    """
+    _claim(image, based_on_revision)
+    try:
+        state = next_state(image)
+    except Exception:
+        db.session.rollback()  # give back the claimed revision
+        raise
+    old = _rows(image.id)
+    try:
+        if records is None:
+            rows, records = old, old
+        else:
+            rows = _new_rows(image, user, old, records, keep_authors)
+            db.session.execute(delete(Annotation).where(Annotation.image_id == image.id))
+            db.session.add_all(rows)
+        if hand_in:
+            _mark_assignment(image, user)
+        was_unlabeled = image.state == ImageState.unlabeled
+        image.state = state
+        record_revision(image, user.id, action, snapshot_of(rows))
+        db.session.flush()  # the new rows' ids, for the answer
+        # Counters last: every save of the dataset updates its row, so hold that lock the least time.
+        _count(image, was_unlabeled, _by_label(old), _by_label(records))
+        saved = {"revision": image.revision, "state": state.value, "annotations": [annotation_dict(a) for a in rows]}
+        db.session.commit()
+    except IntegrityError:
+        # The claim serialises changes to one image, so what lands here is the data changing under
+        # the save in another way, e.g. a label deleted by a job while this save used it.
+        db.session.rollback()
+        db.session.refresh(image)
+        raise Conflict(
+            "The image or its labels changed while saving; reload the image and try again",
+            details=_conflict_details(image),
+        ) from None
+    return saved
 
 
 def _count(image: Image, was_unlabeled: bool, old: Counter, new: Counter) -> None:
@@ -316,7 +371,8 @@ def _count(image: Image, was_unlabeled: bool, old: Counter, new: Counter) -> Non
                 annotation_count=Dataset.annotation_count + delta, annotated_count=Dataset.annotated_count + annotated
             )
         )
-    for label_id in set(old) | set(new):
+    # In id order, so two saves touching the same labels take their row locks in the same order.
+    for label_id in sorted(set(old) | set(new)):
         d_annotations = new[label_id] - old[label_id]
         d_images = (new[label_id] > 0) - (old[label_id] > 0)
         if d_annotations or d_images:
@@ -327,21 +383,6 @@ def _count(image: Image, was_unlabeled: bool, old: Counter, new: Counter) -> Non
             )
 
 
-def _commit(image: Image) -> None:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # Two saves raced past the revision check (SQLite has no row lock): the revision number is
-        # unique per image, so the later one lands here and must reload.
-        db.session.rollback()
-        db.session.refresh(image)
-        raise Conflict(
-            "Someone saved this image at the same moment; reload their annotations, or send yours again "
-            "based on the current revision to keep yours",
-            details=_conflict_details(image),
-        ) from None
-
-
 def _state_after_save(image: Image) -> ImageState:
     if image.state in (ImageState.unlabeled, ImageState.prelabeled):
         return ImageState.in_progress
@@ -350,11 +391,13 @@ def _state_after_save(image: Image) -> ImageState:
 
 def replace_annotations(image: Image, user: User, annotations, based_on_revision) -> dict:
     """Replace all the image's annotations, if nobody saved since `based_on_revision`; the new state."""
-    _lock(image)
-    _check_revision(image, based_on_revision)
+    _check_revision_number(based_on_revision)
+    # A stale revision is the answer even when the change is also invalid: the person must reload
+    # first (their labels may be gone), and the claim in _store() re-checks under the row lock.
+    if based_on_revision != image.revision:
+        _conflict(image, based_on_revision)
     records = validate_annotations(image, annotations)
-    _store(image, user, records, "save", _state_after_save(image))
-    return get_annotations(image)
+    return _store(image, user, "save", _state_after_save, based_on_revision, records)
 
 
 def needs_review(image: Image) -> bool:
@@ -379,27 +422,12 @@ def _mark_assignment(image: Image, user: User) -> None:
 
 def submit(image: Image, user: User, based_on_revision=None) -> dict:
     """Hand the image in: to review, or accepted when its task needs no review."""
-    _lock(image)
-    if based_on_revision is not None:
-        _check_revision(image, based_on_revision)
-    was_unlabeled = image.state == ImageState.unlabeled
-    image.state = _submitted_state(image)
-    _count(image, was_unlabeled, Counter(), Counter())  # an unlabeled image handed in empty is now done
-    _mark_assignment(image, user)
-    record_revision(image, user.id, "submit")
-    _commit(image)
-    return get_annotations(image)
+    return _store(image, user, "submit", _submitted_state, based_on_revision, hand_in=True)
 
 
 def skip(image: Image, user: User, based_on_revision=None) -> dict:
     """Submit the image with no annotations (nothing to label on it)."""
-    _lock(image)
-    if based_on_revision is not None:
-        _check_revision(image, based_on_revision)
-    state = _submitted_state(image)
-    _mark_assignment(image, user)
-    _store(image, user, [], "skip", state)
-    return get_annotations(image)
+    return _store(image, user, "skip", _submitted_state, based_on_revision, records=[], hand_in=True)
 
 
 # ---- history -------------------------------------------------------------------------------
@@ -426,7 +454,6 @@ def restore(image: Image, user: User, number: int) -> dict:
 
     Annotations whose label was deleted since are dropped and listed under `dropped`.
     """
-    _lock(image)
     revision = db.session.scalar(
         select(AnnotationRevision).where(AnnotationRevision.image_id == image.id, AnnotationRevision.number == number)
     )
@@ -442,5 +469,5 @@ def restore(image: Image, user: User, number: int) -> dict:
     records = validate_annotations(image, [{k: v for k, v in a.items() if k != "author_id"} for a in kept], labels)
     for record, item in zip(records, kept):
         record["author_id"] = item.get("author_id")
-    _store(image, user, records, "restore", _state_after_save(image), keep_authors=True)
-    return {**get_annotations(image), "restored_from": number, "dropped": dropped}
+    saved = _store(image, user, "restore", _state_after_save, None, records, keep_authors=True)
+    return {**saved, "restored_from": number, "dropped": dropped}

@@ -1,6 +1,13 @@
-"""Annotation revisions: every change to an image's annotations is kept as a numbered snapshot."""
+"""Annotation revisions: every change to an image's annotations is kept as a numbered snapshot.
 
-from sqlalchemy import select
+A change first claims the image's next revision number (`claim_revision`), then records the
+snapshot under it (`record_revision`), in one transaction. Claiming is one conditional UPDATE: it
+takes the image's row lock, so concurrent changes to one image queue up instead of interleaving,
+and it is where a save based on an old revision finds out that someone else saved first.
+"""
+
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.extensions import db
 from models import Annotation, AnnotationRevision, Image
@@ -8,23 +15,47 @@ from models import Annotation, AnnotationRevision, Image
 SNAPSHOT_FIELDS = ("label_id", "shape", "geometry", "attributes", "text", "source", "score", "author_id")
 
 
-def snapshot(image_id: int) -> list[dict]:
-    """The image's current annotations as plain data, in a stable order."""
-    annotations = db.session.scalars(select(Annotation).where(Annotation.image_id == image_id).order_by(Annotation.id))
+def snapshot_of(annotations) -> list[dict]:
+    """Annotations (rows, in a stable order) as the plain data a revision keeps."""
     return [{field: getattr(a, field) for field in SNAPSHOT_FIELDS} for a in annotations]
 
 
-def record_revision(image: Image, author_id: int | None, action: str) -> AnnotationRevision:
-    """Add the next revision of the image with its annotations as they are now (flushed, not committed).
+def claim_revision(image: Image, expected: int | None = None) -> bool:
+    """Lock the image's row and move it to its next revision number (not committed).
 
-    Call it after changing the annotations, in the same transaction, so a revision always matches
-    what was saved.
+    With `expected`, only if the image is still at that revision; False (and nothing changed)
+    otherwise. On success `image.revision` and `image.state` are the latest committed ones, so
+    the caller decides the next state on fresh data.
     """
-    db.session.flush()
-    image.revision = (image.revision or 0) + 1
+    statement = update(Image).where(Image.id == image.id)
+    if expected is not None:
+        statement = statement.where(Image.revision == expected)
+    row = db.session.execute(
+        statement.values(revision=Image.revision + 1).returning(Image.revision, Image.state)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        return False
+    set_committed_value(image, "revision", row.revision)
+    set_committed_value(image, "state", row.state)
+    return True
+
+
+def record_revision(image: Image, author_id: int | None, action: str, annotations: list[dict] | None = None) -> AnnotationRevision:
+    """Add the revision `claim_revision` numbered, with the annotations as they are now (not committed).
+
+    Args:
+        annotations: the snapshot (`snapshot_of`) when the caller has the rows at hand; read from
+            the database otherwise, after flushing, so a revision always matches what was saved.
+    """
+    if annotations is None:
+        db.session.flush()
+        annotations = snapshot_of(db.session.scalars(
+            select(Annotation).where(Annotation.image_id == image.id).order_by(Annotation.id)
+        ))
     revision = AnnotationRevision(
         image_id=image.id, number=image.revision, author_id=author_id, action=action,
-        annotations=snapshot(image.id), state=image.state.value,
+        annotations=annotations, state=image.state.value,
     )
     db.session.add(revision)
     return revision

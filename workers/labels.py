@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from core.extensions import db
 from models import Annotation, Dataset, Image, Label
 from services.datasets import recount
-from services.revisions import record_revision
+from services.revisions import claim_revision, record_revision
 from workers.runtime import app_context, job_run
 
 CHUNK = 200
@@ -34,6 +34,7 @@ def _remaining(label_ids: list[int]) -> int:
 
 def _record(image_ids: list[int], user_id: int | None, action: str) -> None:
     for image in db.session.scalars(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)):
+        claim_revision(image)
         record_revision(image, user_id, action)
 
 

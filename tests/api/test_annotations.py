@@ -457,8 +457,33 @@ def test_simultaneous_saves_on_one_revision_give_one_success_and_conflicts_never
     assert_counters_exact(s)
 
 
+def test_simultaneous_submits_hand_the_image_in_once(client, s, new_client, app_ctx):
+    # Without a revision a submit takes whatever is current; the claim's row lock still makes the
+    # second one see the first one's state, so the image is handed in once and no counter doubles.
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    users = [member(s.dataset, "reviewer", name=f"S{i}") for i in range(4)]
+    headers = [token_for(user) for user in users]
+    clients = [new_client() for _ in users]
+    barrier = Barrier(len(users))
+    url = f"{s.url}/submit"  # ORM objects stay in this thread
+
+    def submit(i):
+        with app_ctx.app_context():
+            barrier.wait()
+            return clients[i].post(url, headers=headers[i]).status_code
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        statuses = sorted(pool.map(submit, range(len(users))))
+    assert statuses == [200] + [409] * (len(users) - 1)
+    body = client.get(f"{s.url}/annotations", headers=token_for(s.owner)).get_json()
+    assert body["revision"] == 1 and body["state"] == "accepted"
+    assert_counters_exact(s)
+
+
 def test_a_revision_written_behind_the_check_still_conflicts(client, s):
-    # What a racing writer on a backend without row locks leaves: its revision row, same number.
+    # A revision row the image's counter does not know of: the save fails cleanly and loses nothing.
     from models import AnnotationRevision
 
     db.session.add(AnnotationRevision(image_id=s.image.id, number=1, author_id=s.owner.id, action="save", annotations=[], state="in_progress"))

@@ -1,7 +1,6 @@
 """The permission table (core/permissions.py), table-driven: role × scope → expected (SPEC section 4)."""
 
 import pytest
-from flask import g
 
 from core.extensions import db
 from core.permissions import (
@@ -35,11 +34,6 @@ TABLE = {
     "job:cancel":      (True,  True,  True,   False,   False,  False),
     "users:manage":    (True,  False, False,  False,   False,  False),
 }
-
-
-def forget_roles():
-    """role_of() memoises per request (in g); tests that change roles mid-test start afresh."""
-    g.pop("_roles", None)
 
 
 @pytest.fixture
@@ -174,8 +168,34 @@ def test_losing_membership_loses_access(setting):
 
     db.session.execute(db.delete(DatasetMember).where(DatasetMember.user_id == reviewer.id))
     db.session.commit()
-    forget_roles()
+    # Outside a request nothing is memoised: the same app context sees the change at once.
     assert not can(reviewer, "dataset:view", dataset)
+
+
+def test_a_request_memoises_roles_and_assignments_and_the_next_request_starts_afresh(app, setting):
+    from sqlalchemy import event
+
+    from models import Assignment
+    from tests.factories import assign
+
+    dataset, image, _ = setting
+    labeler = member(dataset, "labeler")
+    assign(dataset, image.id, labeler)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        with app.test_request_context():
+            assert can(labeler, "image:view", image) and can(labeler, "image:annotate", image)
+            assert can(labeler, "image:view", image)
+            asked = [s for s in statements if "assignment" in s.lower() or "dataset_member" in s.lower()]
+            assert len(asked) == 2  # one role lookup, one assignment lookup, however often asked
+        db.session.execute(db.delete(Assignment).where(Assignment.labeler_id == labeler.id))
+        db.session.commit()
+        with app.test_request_context():
+            assert not can(labeler, "image:view", image)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
 
 
 class TestJobs:
