@@ -1,13 +1,13 @@
 """The image grid (filters, keyset paging, infinite scroll, bulk actions), image details and files."""
 
-from flask import Blueprint, make_response, render_template, request
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from core.errors import Forbidden, Invalid
 from core.extensions import db
 from core.files import MEDIA_TYPES, send_object
-from core.htmx import render
+from core.htmx import is_htmx, render
 from core.permissions import requires
 from models import Image, ImageState, Split
 from services import grid_labeling
@@ -20,24 +20,12 @@ GRID_COUNT_CAP = 1000
 bp = Blueprint("images", __name__, url_prefix="/datasets/<int:dataset_id>/images")
 
 
-def filter_from_args(args) -> service.ImageFilter:
-    """Parse grid filters from query arguments (shared with the API)."""
-    try:
-        after = int(args.get("cursor") or 0)
-        limit = int(args.get("limit") or service.PAGE)
-    except ValueError:
-        raise Invalid("cursor and limit must be whole numbers") from None
-    return service.ImageFilter(
-        split=args.get("split", ""), state=args.get("state", ""), folder=args.get("folder", ""),
-        search=args.get("search", "").strip(), tag=args.get("tag", ""), after=after, limit=limit,
-    ).validate()
-
-
 def _tile_context(dataset, images) -> dict:
     """What tiles draw besides the image: its annotations (one query for the whole page) and the labels."""
     labels = grid_labeling.palette(dataset)
     return {
         "annotations": grid_labeling.grid_annotations([i.id for i in images]),
+        "image_tags": service.tags_by_image([i.id for i in images]),
         "labels_by_id": {label.id: label for label in labels},
         # The label palette (and tile selection) for people who classify in the grid.
         "palette": labels if grid_labeling.may_label_in_grid(dataset, current_user) else [],
@@ -57,7 +45,7 @@ def _grid_context(dataset, f):
 @bp.get("/")
 @requires("dataset:view")
 def index(dataset):
-    f = filter_from_args(request.args)
+    f = service.ImageFilter.from_args(request.args)
     context = _grid_context(dataset, f)
     # An infinite-scroll request (cursor given) appends tiles; a filter change replaces the grid.
     partial = "partials/images/_tiles.html" if f.after else "partials/images/_grid.html"
@@ -99,11 +87,74 @@ def bulk(dataset):
         message = f"Moved {_images(count)} to {where}"
     else:
         raise Invalid(f"Unknown bulk action {action!r}")
-    f = filter_from_args(request.args)
+    f = service.ImageFilter.from_args(request.args)
     return render(
         "images/index.html", "partials/images/_grid.html", **_grid_context(dataset, f),
         notice=message, trigger="imagesChanged",
+        # The bar's tag and folder suggestions are part of the swapped grid, so they come along.
+        tags=service.list_tags(dataset), folders=service.folders_of(dataset),
+        # These change tag counts (or add a tag), which the tag filter and manager also show.
+        refresh_tags=action in ("add_tag", "remove_tag", "delete"),
     )
+
+
+def _tags_changed(dataset, f: service.ImageFilter, notice: str):
+    """The tag manager's list and the grid's tag filter (out of band) after a rename or delete.
+
+    The filter form reloads the grid on `tagsChanged`; firing it after settling makes that
+    reload read the swapped-in filter, so a grid filtered by the old name follows the tag.
+    """
+    if not is_htmx():
+        return redirect(url_for("images.index", dataset_id=dataset.id, **f.args()), 303)
+    response = _partial("partials/images/_tags_changed.html", dataset=dataset, tags=service.list_tags(dataset), f=f, tag_notice=notice)
+    response.headers["HX-Trigger-After-Settle"] = "tagsChanged"
+    return response
+
+
+def _partial(template: str, status: int = 200, **context):
+    """An HTMX-only answer (these routes redirect everyone else), varying on HX-Request like `render`."""
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.post("/tags/rename")
+@requires("dataset:import")
+def rename_tag(dataset):
+    name, new_name = request.form.get("name", ""), request.form.get("new_name", "")
+    try:
+        # The manager sends the grid's filters along; parse them before changing anything, so a
+        # bad filter cannot fail the request after the rename has been committed.
+        f = service.ImageFilter.from_args(request.form)
+        existing = {t["name"] for t in service.list_tags(dataset)}
+        tag = service.rename_tag(dataset, name, new_name)
+    except Invalid as exc:
+        if not is_htmx():
+            raise
+        # htmx swaps a 422 into the list (base.html's responseHandling), so answer the list itself,
+        # with the reason and the name as typed, rather than an error that would replace it.
+        return _partial(
+            "partials/images/_tag_manager.html", status=422,
+            dataset=dataset, tags=service.list_tags(dataset), tag_error=exc.message, failed_tag=name, typed_name=new_name,
+        )
+    if f.tag == name:
+        f.tag = tag["name"]
+    if tag["name"] != name and tag["name"] in existing:
+        notice = f"Merged the tag {name!r} into {tag['name']!r}, now on {_images(tag['image_count'])}"
+    else:
+        notice = f"Renamed the tag {name!r} to {tag['name']!r} ({_images(tag['image_count'])})"
+    return _tags_changed(dataset, f, notice)
+
+
+@bp.post("/tags/delete")
+@requires("dataset:import")
+def delete_tag(dataset):
+    f = service.ImageFilter.from_args(request.form)
+    name = request.form.get("name", "")
+    count = service.delete_tag(dataset, name)
+    if f.tag == name:
+        f.tag = ""
+    return _tags_changed(dataset, f, f"Deleted the tag {name!r} from {_images(count)}")
 
 
 def _form_ids() -> list[int]:
@@ -122,7 +173,7 @@ def _classified(dataset, outcome: dict, message: str):
     images = db.session.scalars(select(Image).where(Image.id.in_(outcome["changed"])).order_by(Image.id)).all()
     html = render_template(
         "partials/images/_classified.html", dataset=dataset, images=images, outcome=outcome, message=message,
-        f=filter_from_args(request.args), **_tile_context(dataset, images),
+        f=service.ImageFilter.from_args(request.args), **_tile_context(dataset, images),
     )
     response = make_response(html)
     response.vary.add("HX-Request")

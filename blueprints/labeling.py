@@ -1,4 +1,4 @@
-"""The labeling page: the canvas (static/js/labeling.js), label palette, history, next/previous.
+"""The labeling page: the canvas (static/js/labeling/, ES modules), label palette, history, next/previous.
 
 The canvas saves through the session-authenticated JSON endpoints below, which call the same
 service functions as the token API (services/annotations.py), so both paths share validation,
@@ -9,7 +9,6 @@ from flask import Blueprint, current_app, jsonify, make_response, render_templat
 from flask_login import current_user
 from sqlalchemy import select
 
-from blueprints.images import filter_from_args
 from core.errors import Invalid
 from core.extensions import db
 from core.files import send_object
@@ -17,6 +16,7 @@ from core.permissions import can, requires
 from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES, Label
 from services import annotations as annotation_service
 from services import regions as region_service
+from services.images import ImageFilter
 from services.navigation import neighbours
 
 # Writes need "image:annotate" (SPEC section 4: labelers only on assigned images, until accepted).
@@ -43,7 +43,7 @@ def _labels(dataset) -> list[dict]:
 @requires("image:view")
 def show(dataset, image):
     """The labeling page; next/previous walk the grid filter given in the query string."""
-    f = filter_from_args({k: v for k, v in request.args.items() if k not in ("cursor", "limit")})
+    f = ImageFilter.from_args({k: v for k, v in request.args.items() if k not in ("cursor", "limit")})
     previous_id, next_id = neighbours(dataset, current_user, f, image.id)
     nav = f.args()
 

@@ -180,29 +180,40 @@ def update(dataset, label_id: int):
 @bp.post("/reorder")
 @requires("dataset:labels")
 def reorder(dataset):
-    """Either the full order (label_ids) or one label moved one place (label_id, direction up/down)."""
+    """Either the full order (label_ids, sent by drag and drop) or one label moved one place (label_id, direction up/down)."""
+    try:
+        service.reorder_labels(dataset, _new_order(dataset))
+    except Invalid as exc:
+        if not is_htmx():
+            raise
+        # Show the order as stored (someone may have added or removed a label meanwhile) and say why.
+        db.session.rollback()
+        return _list(dataset, exc.status, reorder_error=f"The order was not saved: {exc.message}")
+    return _list(dataset) if is_htmx() else _back(dataset)
+
+
+def _new_order(dataset) -> list[int]:
+    """The label ids in the order the form asks for."""
     if request.form.getlist("label_ids"):
         try:
-            order = [int(i) for i in request.form.getlist("label_ids")]
+            return [int(i) for i in request.form.getlist("label_ids")]
         except ValueError:
             raise Invalid("label_ids must be label ids", details={"field": "label_ids"}) from None
-    else:
-        order = [label.id for label in service.list_labels(dataset)]
-        try:
-            moved = int(request.form.get("label_id", ""))
-        except ValueError:
-            raise Invalid("Say which label to move", details={"field": "label_id"}) from None
-        if moved not in order:
-            raise NotFound(f"Label {moved} not found")
-        step = {"up": -1, "down": 1}.get(request.form.get("direction", ""))
-        if step is None:
-            raise Invalid("direction must be up or down", details={"field": "direction"})
-        index = order.index(moved)
-        other = index + step
-        if 0 <= other < len(order):
-            order[index], order[other] = order[other], order[index]
-    service.reorder_labels(dataset, order)
-    return _list(dataset) if is_htmx() else _back(dataset)
+    order = [label.id for label in service.list_labels(dataset)]
+    try:
+        moved = int(request.form.get("label_id", ""))
+    except ValueError:
+        raise Invalid("Say which label to move", details={"field": "label_id"}) from None
+    if moved not in order:
+        raise NotFound(f"Label {moved} not found")
+    step = {"up": -1, "down": 1}.get(request.form.get("direction", ""))
+    if step is None:
+        raise Invalid("direction must be up or down", details={"field": "direction"})
+    index = order.index(moved)
+    other = index + step
+    if 0 <= other < len(order):
+        order[index], order[other] = order[other], order[index]
+    return order
 
 
 @bp.post("/copy")

@@ -14,14 +14,6 @@ def outcome_json(outcome: service.FileOutcome) -> dict:
     return {"name": outcome.name, "stored": outcome.stored, "reason": outcome.reason, "size": outcome.size}
 
 
-def store_files(upload, files, paths: list[str], folder: str) -> list[service.FileOutcome]:
-    """Store each sent file; a browser folder drop sends each file's relative path alongside."""
-    return [
-        service.add_file(upload, paths[i] if i < len(paths) and paths[i] else (f.filename or ""), f.stream, folder)
-        for i, f in enumerate(files)
-    ]
-
-
 @bp.get("/")
 @requires("dataset:import")
 def new(dataset):
@@ -36,7 +28,7 @@ def create(dataset):
     if not files or all(not f.filename for f in files):
         raise Invalid("Choose at least one file to upload", details={"field": "files"})
     upload = service.begin_upload(dataset, current_user, request.form.get("split") or None)
-    store_files(upload, files, [], request.form.get("folder", ""))
+    service.store_files(upload, files, [], request.form.get("folder", ""))
     job = service.finish_upload(upload, current_user)
     return redirect(url_for("jobs.show", job_id=job.id), 303)
 
@@ -59,7 +51,7 @@ def add_files(dataset, upload_id: int):
     files = request.files.getlist("files")
     if not files:
         raise Invalid("No file in the request", details={"field": "files"})
-    outcomes = store_files(upload, files, request.form.getlist("paths"), request.form.get("folder", ""))
+    outcomes = service.store_files(upload, files, request.form.getlist("paths"), request.form.get("folder", ""))
     return jsonify(files=[outcome_json(o) for o in outcomes])
 
 

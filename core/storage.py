@@ -30,6 +30,13 @@ class Storage(Protocol):
     def read(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object whose key starts with prefix, a folder such as "regions/<sha>/".
+
+        Derived objects that cannot be named one by one (a file's cached regions) live under such a
+        folder so they can go with the file; on S3 this is a list-by-prefix plus a batch delete.
+        """
+        ...
 
 
 class TooLarge(Exception):
@@ -37,7 +44,7 @@ class TooLarge(Exception):
 
 
 class LocalStorage:
-    """Objects under root/objects/ab/cd/<key>; derived objects (thumbs/...) under their own key."""
+    """Objects under root/objects/ab/cd/<key>; a derived key ns/name[/more] under root/ns/na/name[/more]."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -45,10 +52,11 @@ class LocalStorage:
 
     def _path(self, key: str) -> Path:
         if "/" in key:
-            namespace, name = key.split("/", 1)
-            if "/" in name or name in ("", ".", ".."):
+            namespace, *names = key.split("/")
+            if any(part in ("", ".", "..") for part in (namespace, *names)):
                 raise ValueError(f"bad storage key {key!r}")
-            return self.root / namespace / name[:2] / name
+            # A key's folders are folders on disk, so a key prefix ending in "/" is one directory.
+            return self.root.joinpath(namespace, names[0][:2], *names)
         if len(key) != 64 or not all(c in "0123456789abcdef" for c in key):
             raise ValueError(f"bad storage key {key!r}")
         return self.root / "objects" / key[:2] / key[2:4] / key
@@ -104,6 +112,12 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under a folder-like prefix ("regions/<sha>/"); a missing one is fine."""
+        if not prefix.endswith("/") or "/" not in prefix[:-1]:
+            raise ValueError(f"bad storage prefix {prefix!r}: a namespace and a folder, ending in '/'")
+        shutil.rmtree(self._path(prefix[:-1]), ignore_errors=True)
 
     def wipe(self) -> None:
         """Remove every object (tests and instance resets only)."""

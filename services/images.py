@@ -110,6 +110,18 @@ def add_file(upload: Upload, raw_name: str, stream: BinaryIO, folder: str = "") 
     return FileOutcome(name, True, item_id=item.id, size=stored.size)
 
 
+def store_files(upload: Upload, files, paths: list[str], folder: str = "") -> list[FileOutcome]:
+    """Store each sent file (werkzeug `FileStorage`s) into the upload batch.
+
+    A browser folder drop sends each file's relative path in `paths`, position by position; a
+    missing or empty path falls back to the file's own name.
+    """
+    return [
+        add_file(upload, paths[i] if i < len(paths) and paths[i] else (f.filename or ""), f.stream, folder)
+        for i, f in enumerate(files)
+    ]
+
+
 def _failed(upload: Upload, name: str, reason: str) -> FileOutcome:
     item = ImportItem(upload_id=upload.id, file_name=name[:MAX_NAME], status=ImportItemStatus.failed, reason=reason)
     db.session.add(item)
@@ -167,6 +179,19 @@ class ImageFilter:
             raise Invalid("cursor must be a non-negative image id", details={"field": "cursor"})
         return self
 
+    @classmethod
+    def from_args(cls, args) -> "ImageFilter":
+        """Parse and validate filters from query arguments (any mapping of strings: the grid, the API, labeling)."""
+        try:
+            after = int(args.get("cursor") or 0)
+            limit = int(args.get("limit") or PAGE)
+        except ValueError:
+            raise Invalid("cursor and limit must be whole numbers") from None
+        return cls(
+            split=args.get("split", ""), state=args.get("state", ""), folder=args.get("folder", ""),
+            search=args.get("search", "").strip(), tag=args.get("tag", ""), after=after, limit=limit,
+        ).validate()
+
     def args(self) -> dict:
         """The filters as query arguments (empty ones left out), for links to more of the same."""
         values = {"split": self.split, "state": self.state, "folder": self.folder, "search": self.search, "tag": self.tag}
@@ -177,7 +202,13 @@ class ImageFilter:
         return bool(self.split or self.state or self.folder or self.search or self.tag)
 
 
-def _filtered(dataset: Dataset, user: User, f: ImageFilter):
+def filtered_query(dataset: Dataset, user: User, f: ImageFilter):
+    """A `select(Image)` of the dataset's images the user may see that match the filter.
+
+    Unordered and unpaged, so each caller adds its own keyset (`Image.id > cursor`), order, limit
+    or column list: the grid, its counts and the labeling page's next/previous must agree on
+    which images a filter means.
+    """
     query = visible_images(select(Image), user, dataset)
     if f.split:
         query = query.where(Image.split == parse_split(f.split))
@@ -201,7 +232,7 @@ def grid_page(dataset: Dataset, user: User, f: ImageFilter) -> tuple[list[Image]
     # reads past every older dataset's rows first; starting the first page at the dataset's first
     # image keeps that walk inside the dataset.
     after = f.after or _first_image_id(dataset) - 1
-    query = _filtered(dataset, user, f).where(Image.id > after).order_by(Image.id).limit(f.limit + 1)
+    query = filtered_query(dataset, user, f).where(Image.id > after).order_by(Image.id).limit(f.limit + 1)
     images = db.session.scalars(query).all()
     next_cursor = images[f.limit - 1].id if len(images) > f.limit else None
     return list(images[: f.limit]), next_cursor
@@ -226,7 +257,7 @@ def count_images(dataset: Dataset, user: User, f: ImageFilter, cap: int | None =
     """How many images match; unfiltered counts come from the dataset's counter."""
     if not f.active and sees_all_images(user, dataset):
         return dataset.image_count
-    inner = _filtered(dataset, user, f).with_only_columns(Image.id)
+    inner = filtered_query(dataset, user, f).with_only_columns(Image.id)
     if cap:
         inner = inner.limit(cap)
     return db.session.scalar(select(func.count()).select_from(inner.subquery()))
@@ -288,7 +319,7 @@ def delete_images(dataset: Dataset, image_ids) -> int:
 
 
 def release_if_unused(key: str) -> None:
-    """Remove a stored object (and its thumbnail) when no image and no pending upload uses it."""
+    """Remove a stored object, its thumbnail and the canvas's cached preview and regions when unused."""
     in_use = db.session.scalar(select(exists().where(Image.storage_key == key))) or db.session.scalar(
         select(exists().where(ImportItem.storage_key == key, ImportItem.status == ImportItemStatus.pending))
     )
@@ -296,10 +327,10 @@ def release_if_unused(key: str) -> None:
         storage = get_storage()
         storage.delete(key)
         storage.delete(f"thumbs/{key}.jpg")
-        # The canvas's cached preview too (cached regions cannot be listed, so they stay).
-        from services.regions import preview_key_for
+        from services.regions import preview_key_for, regions_prefix_for
 
         storage.delete(preview_key_for(key))
+        storage.delete_prefix(regions_prefix_for(key))
 
 
 def update_image(image: Image, **changes) -> Image:
@@ -360,6 +391,18 @@ def list_tags(dataset: Dataset) -> list[dict]:
         .order_by(Tag.name)
     )
     return [{"name": name, "image_count": count} for name, count in rows]
+
+
+def tags_by_image(image_ids: list[int]) -> dict[int, list[str]]:
+    """The tag names of each image, in one query for a whole grid page (images without tags left out)."""
+    rows = db.session.execute(
+        select(ImageTag.image_id, Tag.name).join(Tag, Tag.id == ImageTag.tag_id)
+        .where(ImageTag.image_id.in_(image_ids)).order_by(ImageTag.image_id, Tag.name)
+    )
+    names: dict[int, list[str]] = {}
+    for image_id, name in rows:
+        names.setdefault(image_id, []).append(name)
+    return names
 
 
 def _tag_named(dataset: Dataset, name: str) -> Tag:

@@ -73,6 +73,77 @@ def orientation_of(image: PILImage.Image, header_only: bool = False) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+# Start-of-frame markers (every JPEG coding process); each carries the frame's height.
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}
+
+
+def _jpeg_height_offset(stream: BinaryIO) -> int | None:
+    """Where the first frame's 2-byte height is, or None when the header is not plain enough to tell."""
+    stream.seek(0)
+    if stream.read(2) != b"\xff\xd8":
+        return None
+    while True:
+        byte = stream.read(1)
+        if byte != b"\xff":
+            return None
+        while byte == b"\xff":  # fill bytes may pad any marker
+            byte = stream.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        if marker in _STANDALONE_MARKERS:
+            continue
+        length = stream.read(2)
+        if len(length) != 2 or marker in (0xD9, 0xDA):  # no frame header before the scan or the end
+            return None
+        if marker in _SOF_MARKERS:
+            return stream.tell() + 1  # after the length, one byte of sample precision
+        stream.seek(int.from_bytes(length, "big") - 2, io.SEEK_CUR)
+
+
+class _Patched(io.RawIOBase):
+    """A read-only view of a seekable stream with a few bytes at one offset replaced."""
+
+    def __init__(self, stream: BinaryIO, offset: int, data: bytes):
+        self._stream, self._offset, self._data = stream, offset, data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def readinto(self, buffer) -> int:
+        start = self._stream.tell()
+        count = self._stream.readinto(buffer)
+        lo, hi = max(start, self._offset), min(start + count, self._offset + len(self._data))
+        if lo < hi:
+            buffer[lo - start : hi - start] = self._data[lo - self._offset : hi - self._offset]
+        return count
+
+
+def jpeg_top_rows(stream: BinaryIO, rows: int) -> BinaryIO | None:
+    """The JPEG in stream as if it were only its top `rows` rows high, or None if that cannot be done.
+
+    libjpeg decodes top to bottom, so a frame header that declares fewer rows makes Pillow allocate
+    and decode only those: rows 0..rows-1 come out as in a full decode (keep a margin of an MCU row
+    or two above the rows you use, where chroma upsampling looks at the row below), and libjpeg skips
+    the rest of each scan's data as extraneous bytes before the next marker.
+    """
+    offset = _jpeg_height_offset(stream)
+    stream.seek(0)
+    if offset is None or not 0 < rows < 65536:
+        return None
+    return _Patched(stream, offset, rows.to_bytes(2, "big"))
+
+
 def inspect(stream: BinaryIO, max_pixels: int) -> ImageInfo:
     """Read only the header: format, size, orientation. Cheap enough for the upload request."""
     image = open_image(stream, max_pixels)

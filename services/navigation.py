@@ -2,7 +2,7 @@
 
 from core.extensions import db
 from models import Dataset, Image, User
-from services.images import ImageFilter, _filtered
+from services.images import ImageFilter, filtered_query
 
 
 def neighbours(dataset: Dataset, user: User, f: ImageFilter, image_id: int) -> tuple[int | None, int | None]:
@@ -12,7 +12,7 @@ def neighbours(dataset: Dataset, user: User, f: ImageFilter, image_id: int) -> t
     id above the current one, previous the largest below it.
     """
     f.validate()
-    query = _filtered(dataset, user, f).with_only_columns(Image.id)
+    query = filtered_query(dataset, user, f).with_only_columns(Image.id)
     next_id = db.session.scalar(query.where(Image.id > image_id).order_by(Image.id).limit(1))
     previous_id = db.session.scalar(query.where(Image.id < image_id).order_by(Image.id.desc()).limit(1))
     return previous_id, next_id

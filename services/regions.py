@@ -21,6 +21,9 @@ MAX_SIDE = 2048  # the largest region or preview side, in output pixels
 PREVIEW_SIDE = 2048  # the preview's longest side
 QUALITY = 85
 DEFAULT_MAX_PIXELS = 200_000_000
+# Rows decoded below a region's bottom: libjpeg's chroma upsampling and progressive block smoothing
+# look one MCU row (at most 32 pixels) further down, and the rows used must come out as in a full decode.
+JPEG_ROW_MARGIN = 64
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,13 @@ def validate(image, x, y, width, height, scale) -> Box:
 
 def region_key(image, box: Box) -> str:
     """The derived storage key: the same request always maps to the same object."""
-    return (
-        f"regions/{image.storage_key}-{box.x}-{box.y}-{box.width}-{box.height}-{box.out_width}x{box.out_height}.jpg"
-    )
+    name = f"{box.x}-{box.y}-{box.width}-{box.height}-{box.out_width}x{box.out_height}.jpg"
+    return regions_prefix_for(image.storage_key) + name
+
+
+def regions_prefix_for(storage_key: str) -> str:
+    """The folder holding every cached region of one stored file, deleted with the file."""
+    return f"regions/{storage_key}/"
 
 
 def preview_key(image) -> str:
@@ -128,7 +135,13 @@ def _raw_box(orientation: int, raw_w: int, raw_h: int, x: float, y: float, w: fl
 
 
 def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """Decode only as much as needed (JPEG: DCT scaling via draft()), crop, downscale, orient, encode."""
+    """Decode only as much as needed, crop, downscale, orient, encode.
+
+    A JPEG decodes at the smallest DCT scale (draft()) that keeps the output sharp, and only down to
+    the region's bottom row: a 1024x1024 tile at the top of a 12000x9000 photo decodes 12000x1088
+    pixels (39 MB), not 324 MB. libjpeg cannot skip the rows above, so a tile at the bottom still
+    decodes (and holds) the full height.
+    """
     try:
         image = imaging.open_image(data_stream, max_pixels)
         orientation = imaging.orientation_of(image)
@@ -139,13 +152,22 @@ def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes
         # The output size in stored pixels (before orientation).
         out_size = (box.out_height, box.out_width) if transposed else (box.out_width, box.out_height)
         raw_scale = (scale_y, scale_x) if transposed else (scale_x, scale_y)
+        left, top, right, bottom = _raw_box(orientation, raw_w, raw_h, box.x, box.y, box.width, box.height)
+        fx = fy = 1.0
         if image.format in ("JPEG", "MPO"):
+            rows = min(raw_h, math.ceil(bottom) + JPEG_ROW_MARGIN)
+            top_rows = imaging.jpeg_top_rows(data_stream, rows) if rows < raw_h else None
+            if top_rows is not None:
+                image = imaging.open_image(top_rows, max_pixels)
             # The smallest 1/1, 1/2, 1/4 or 1/8 decode that still has at least the needed resolution.
-            image.draft("RGB", (max(1, math.ceil(raw_w * raw_scale[0])), max(1, math.ceil(raw_h * raw_scale[1]))))
+            drafted = image.draft(
+                "RGB", (max(1, math.ceil(raw_w * raw_scale[0])), max(1, math.ceil(image.height * raw_scale[1])))
+            )
+            if drafted is not None:
+                # Exactly 1/n: each decoded pixel covers an n x n block of stored pixels.
+                fx = fy = drafted[1][2] / raw_w
         image.seek(0)
         image.load()
-        fx, fy = image.width / raw_w, image.height / raw_h
-        left, top, right, bottom = _raw_box(orientation, raw_w, raw_h, box.x, box.y, box.width, box.height)
         left, right, top, bottom = left * fx, right * fx, top * fy, bottom * fy
         ix0, iy0 = max(0, math.floor(left)), max(0, math.floor(top))
         ix1, iy1 = min(image.width, math.ceil(right)), min(image.height, math.ceil(bottom))

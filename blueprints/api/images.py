@@ -9,8 +9,6 @@ from blueprints.api.schemas import (
     DeletedSchema, FailedFileSchema, ImageListArgs, ImagePageSchema, ImageSchema, ImagesDeleteArgs, ImageUpdateArgs, UploadArgs,
     UploadResultSchema,
 )
-from blueprints.images import filter_from_args
-from blueprints.uploads import store_files
 from core.errors import Invalid
 from core.files import MEDIA_TYPES, send_object
 from core.permissions import requires
@@ -31,7 +29,7 @@ def index(_args, dataset):
     """One page of images in id order; labelers see only the images assigned to them."""
     # The schema documents and type-checks the query; the grid's parser then reads the raw strings,
     # since it takes a falsy limit for "not given" and would turn a parsed limit=0 into the default.
-    f = filter_from_args(request.args)
+    f = service.ImageFilter.from_args(request.args)
     images, next_cursor = service.grid_page(dataset, current_user, f)
     return {"items": images, "total": service.count_images(dataset, current_user, f), "next_cursor": next_cursor}
 
@@ -46,7 +44,7 @@ def upload(args, dataset):
     if not any(f.filename for f in files):
         raise Invalid("Send at least one file in the multipart field 'files'", details={"field": "files"})
     upload = service.begin_upload(dataset, current_user, args.get("split") or None)
-    outcomes = store_files(upload, files, [], args.get("folder", ""))
+    outcomes = service.store_files(upload, files, [], args.get("folder", ""))
     stored = [o for o in outcomes if o.stored]
     failed = [o for o in outcomes if not o.stored]
     if not stored:

@@ -53,6 +53,15 @@ def test_images_page_by_cursor(client, world, headers, run_jobs):
     assert seen == sorted(seen) and len(set(seen)) == 5
 
 
+def test_image_list_filters_parse_like_the_grid(client, world, headers):
+    """The API reads its filters with the grid's parser (ImageFilter.from_args): same trimming, same limits."""
+    url = f"/api/v1/datasets/{world.dataset.id}/images"
+    assert client.get(url, query_string={"search": "  a.jpg  "}, headers=headers).get_json()["total"] == 1
+    too_many = client.get(url, query_string={"limit": 101}, headers=headers)
+    assert too_many.status_code == 422 and "limit" in too_many.get_json()["error"]["message"]
+    assert client.get(url, query_string={"split": "nonsense"}, headers=headers).status_code == 422
+
+
 def test_get_an_image_by_id_and_by_external_id(client, world, headers):
     ds = f"/api/v1/datasets/{world.dataset.id}"
     by_id = client.get(f"{ds}/images/{world.image.id}", headers=headers).get_json()

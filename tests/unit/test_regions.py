@@ -105,13 +105,14 @@ def test_jpeg_decodes_at_the_smallest_dct_scale_that_is_sharp_enough(storage, mo
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
     got = PILImage.open(io.BytesIO(regions.region(image, 400, 200, 800, 800, 0.125, storage=storage)))
     assert got.size == (100, 100)
-    assert sizes == [(200, 150)]  # decoded at 1/8: 1600x1200 never fully decoded
+    # Decoded at 1/8, and only down to the region's bottom (1000) plus the margin: 1600x1064 / 8.
+    assert sizes == [(200, 133)]
     right = diff(got, original.crop((400, 200, 1200, 1000)).resize((100, 100), PILImage.Resampling.LANCZOS))
     shifted = diff(got, original.crop((416, 216, 1216, 1016)).resize((100, 100), PILImage.Resampling.LANCZOS))
     assert right < 10 and right < shifted / 2, (right, shifted)
     sizes.clear()
     regions.region(image, 400, 200, 800, 800, 0.3, storage=storage)
-    assert sizes == [(800, 600)]  # 1/2 is the smallest decode with at least 0.3 of the resolution
+    assert sizes == [(800, 532)]  # 1/2 is the smallest decode with at least 0.3 of the resolution
 
 
 def test_preview_fits_the_longest_side_and_is_cached(storage):
@@ -127,7 +128,7 @@ def test_a_repeat_is_a_cache_hit_without_decoding(storage, monkeypatch):
     image = store(storage, encode(pattern(), "PNG"))
     first = regions.region(image, 0, 0, 100, 100, 0.5, storage=storage)
     key = regions.region_key(image, regions.validate(image, 0, 0, 100, 100, 0.5))
-    assert key == f"regions/{image.storage_key}-0-0-100-100-50x50.jpg"
+    assert key == f"regions/{image.storage_key}/0-0-100-100-50x50.jpg"
     assert storage.exists(key) and storage.read(key) == first
 
     def no_decoding(*args, **kwargs):
@@ -187,3 +188,66 @@ def test_a_stored_file_that_cannot_be_decoded_gives_a_clear_error_not_a_crash(ap
 
     with pytest.raises(Invalid, match="cannot be decoded"):
         regions.region(image, 0, 0, 64, 64, 1)
+
+
+def photo(size=(480, 360), seed=3) -> PILImage.Image:
+    """Colour noise over smooth gradients: chroma varies row to row, so subsampling edges would show."""
+    import random
+
+    rng = random.Random(seed)
+    image = PILImage.linear_gradient("L").resize(size).convert("RGB")
+    noise = PILImage.merge("RGB", [PILImage.effect_noise(size, 40 + 10 * band) for band in range(3)])
+    image = PILImage.blend(image, noise, 0.5)
+    for _ in range(30):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        image.paste(tuple(rng.randrange(256) for _ in range(3)), (x, y, x + rng.randrange(8, 60), y + rng.randrange(8, 60)))
+    return image
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiles_match_a_crop_of_the_fully_decoded_image(storage, orientation, progressive):
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    data = encode(photo(), "JPEG", quality=92, exif=exif.tobytes(), progressive=progressive)
+    image = store(storage, data)
+    display = ImageOps.exif_transpose(PILImage.open(io.BytesIO(data)))
+    w, h = display.size
+    for x, y, width, height in [(0, 0, 96, 80), (w // 3, h // 2 - 40, 120, 80), (w - 100, h - 72, 100, 72), (5, h - 33, 37, 33)]:
+        got = PILImage.open(io.BytesIO(regions.region(image, x, y, width, height, 1, storage=storage)))
+        assert diff(got, display.crop((x, y, x + width, y + height))) < 1.5, (x, y)
+    got = PILImage.open(io.BytesIO(regions.region(image, 16, 24, 160, 120, 0.5, storage=storage)))
+    reference = display.crop((16, 24, 176, 144)).resize((80, 60), PILImage.Resampling.LANCZOS)
+    shifted = display.crop((18, 26, 178, 146)).resize((80, 60), PILImage.Resampling.LANCZOS)
+    assert diff(got, reference) < diff(got, shifted) / 1.5
+
+
+@pytest.mark.parametrize("orientation, decoded_rows", [(1, 100 + regions.JPEG_ROW_MARGIN), (3, 1200), (6, 1200), (8, 100 + regions.JPEG_ROW_MARGIN)])
+def test_a_full_resolution_tile_decodes_only_down_to_its_bottom_row(storage, monkeypatch, orientation, decoded_rows):
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    image = store(storage, encode(pattern((1600, 1200)), "JPEG", quality=90, exif=exif.tobytes()))
+    sizes = []
+    real_load = JpegImagePlugin.JpegImageFile.load
+
+    def spy(self):
+        sizes.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy)
+    # Display rows 0-99; stored rows 0-99 (1, and 8: display x is stored y), or the bottom ones (3, 6).
+    regions.region(image, 0, 0, 100, 100, 1, storage=storage)
+    assert sizes[-1] == (1600, decoded_rows)
+
+
+def test_jpeg_top_rows_is_the_top_of_the_full_decode_and_declines_other_formats():
+    from services import imaging
+
+    for progressive in (False, True):
+        data = encode(photo((300, 200)), "JPEG", quality=90, progressive=progressive)
+        full = PILImage.open(io.BytesIO(data)).convert("RGB")
+        top = PILImage.open(imaging.jpeg_top_rows(io.BytesIO(data), 77))
+        assert top.size == (300, 77)
+        assert ImageChops.difference(top.crop((0, 0, 300, 61)).convert("RGB"), full.crop((0, 0, 300, 61))).getbbox() is None
+    assert imaging.jpeg_top_rows(io.BytesIO(encode(pattern(), "PNG")), 10) is None
+    assert imaging.jpeg_top_rows(io.BytesIO(b"\xff\xd8\xff\xe0 not really a jpeg"), 10) is None

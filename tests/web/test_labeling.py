@@ -53,7 +53,7 @@ def test_labeling_page_has_the_canvas_palette_in_label_order_and_the_allowed_sha
     response = client.get(url(dataset, ids[0], "/label"))
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    assert 'id="lb-svg"' in html and "js/labeling.js" in html and 'id="save-status"' in html
+    assert 'id="lb-svg"' in html and "js/labeling/main.js" in html and 'id="save-status"' in html
     config = config_of(html)
     assert [label["name"] for label in config["labels"]] == ["person", "car"]  # by position
     assert config["labels"][1]["shortcut"] == "1" and config["labels"][1]["color"]

@@ -182,6 +182,26 @@ def test_up_and_down_buttons_reorder(client, owner, dataset):
     assert client.post(_url(dataset, "reorder"), headers=HX, data={"label_ids": [str(a.id)]}).status_code == 422
 
 
+def test_the_table_offers_drag_and_drop_reorder_to_managers_only(client, app_ctx, owner, dataset):
+    a, b = (service.create_label(dataset, name=n) for n in "ab")
+    html = client.get(_url(dataset)).get_data(as_text=True)
+    assert "<tbody data-reorder>" in html and html.count('draggable="true"') == 2
+    assert 'id="reorder-form"' in html and f'hx-post="{_url(dataset, "reorder")}"' in html
+    sign_in(client, member(dataset, "reviewer"))
+    html = client.get(_url(dataset)).get_data(as_text=True)
+    assert "data-reorder" not in html and "draggable" not in html and "reorder-form" not in html
+
+
+def test_a_stale_drag_and_drop_order_keeps_the_stored_order_and_says_why(client, owner, dataset):
+    a, b, c = (service.create_label(dataset, name=n) for n in "abc")
+    response = client.post(_url(dataset, "reorder"), headers=HX, data={"label_ids": [str(c.id), str(a.id)]})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'id="reorder-error"' in html and "every label" in html
+    assert _row_order(html) == ["a", "b", "c"] and [label.name for label in _labels(dataset)] == ["a", "b", "c"]
+    response = client.post(_url(dataset, "reorder"), headers=HX, data={"label_ids": ["x"]})
+    assert response.status_code == 422 and 'id="reorder-error"' in response.get_data(as_text=True)
+
+
 def test_copy_labels_from_another_dataset_says_what_was_skipped_and_dropped(client, owner, dataset):
     source = make_dataset(owner, name="Source", type="detection")
     service.create_label(source, name="Car", shortcut="c")

@@ -171,6 +171,12 @@ def grid_undo(w: World, user: User | None) -> dict:
     return {"undo": token}
 
 
+def tagged(w: World, form: dict) -> dict:
+    """Tag the world's image "old", for the tag manager's rows; returns the form unchanged."""
+    image_service.add_tag_to_images(w.dataset, [w.image_id], "old")
+    return form
+
+
 def jpeg_file() -> dict:
     return {"files": (io.BytesIO(image_bytes(seed=3)), "new.jpg")}
 
@@ -210,6 +216,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("images.classify_undo", "POST"): Route(
         lambda w, u: (ds(w, "/images/classify/undo"), grid_undo(w, u)), allowed(200, "admin", "owner", "manager", "reviewer", outsider=404)
     ),
+    # Without HX-Request the tag manager's forms return to the grid.
+    ("images.rename_tag", "POST"): Route(
+        lambda w, u: (ds(w, "/images/tags/rename"), tagged(w, {"name": "old", "new_name": "new"})), managers(303)
+    ),
+    ("images.delete_tag", "POST"): Route(lambda w, u: (ds(w, "/images/tags/delete"), tagged(w, {"name": "old"})), managers(303)),
     ("images.show", "GET"): Route(lambda w, u: (img(w), {}), image_viewers(200)),
     ("images.thumbnail", "GET"): Route(lambda w, u: (img(w, "/thumbnail"), {}), image_viewers(200)),
     ("images.file", "GET"): Route(lambda w, u: (img(w, "/file"), {}), image_viewers(200)),

@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 from core.extensions import db
 from core.storage import get_storage
 from models import Image
+from services import images as image_service
 from services import regions
 from tests.factories import make_dataset, token_for
 
@@ -121,3 +122,37 @@ def test_api_region_with_a_token(client, scene, owner):
         bad = client.get(url + "?" + query, headers=headers)
         assert bad.status_code == 422, query
         assert bad.get_json()["error"]["message"], query
+
+
+def test_deleting_the_last_image_of_a_file_removes_its_cached_regions(client, scene, owner):
+    dataset, image = scene
+    other = make_dataset(owner, name="Other")
+    twin = Image(
+        dataset_id=other.id, file_name="same.jpg", storage_key=image.storage_key, width=image.width,
+        height=image.height, byte_size=image.byte_size, format=image.format,
+    )
+    db.session.add(twin)
+    db.session.commit()
+    unique = add_image(dataset, size=(2000, 1500))
+    storage = get_storage()
+    tiles = {}
+    for picture in (image, unique):
+        for query in ("x=0&y=0&width=512&height=512&scale=1", "x=100&y=200&width=1024&height=1024&scale=0.5"):
+            assert client.get(base(dataset, picture) + "/region?" + query).status_code == 200
+        assert client.get(base(dataset, picture) + "/preview").status_code == 200
+        tiles[picture.id] = [regions.region_key(picture, regions.validate(picture, 0, 0, 512, 512, 1)),
+                             regions.region_key(picture, regions.validate(picture, 100, 200, 1024, 1024, 0.5))]
+        assert all(storage.exists(key) for key in tiles[picture.id])
+    shared_tiles, unique_tiles = tiles[image.id], tiles[unique.id]
+    unique_key, shared_key = unique.storage_key, image.storage_key
+
+    image_service.delete_images(dataset, [image.id, unique.id])
+
+    # The twin in the other dataset still uses the shared file: its tiles and preview stay.
+    assert storage.exists(shared_key) and all(storage.exists(key) for key in shared_tiles)
+    assert storage.exists(regions.preview_key_for(shared_key))
+    assert not storage.exists(unique_key) and not storage.exists(regions.preview_key_for(unique_key))
+    assert not any(storage.exists(key) for key in unique_tiles)
+
+    image_service.delete_images(other, [twin.id])
+    assert not storage.exists(shared_key) and not any(storage.exists(key) for key in shared_tiles)

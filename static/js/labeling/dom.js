@@ -1,0 +1,13 @@
+const SVGNS = "http://www.w3.org/2000/svg";
+
+export const $ = (id) => document.getElementById(id);
+
+export function el(name, attrs) {
+  const node = document.createElementNS(SVGNS, name);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  return node;
+}
+
+export function toast(message) {
+  if (window.loupeToast) window.loupeToast(message);
+}

@@ -1,0 +1,71 @@
+// What every part of the editor shares: the page's configuration and the editing state. Geometry
+// is always in pixels of the original image; the view (zoom, pan) is one transform on a <g>, so
+// shapes never need converting.
+
+const DRAWABLE = ["box", "polygon", "polyline", "points", "circle"];
+export const TOOL_NAMES = { select: "Select", box: "Box", polygon: "Polygon", polyline: "Line", points: "Points", circle: "Circle" };
+
+export let cfg = null;
+export let W = 0; // the image's size in pixels
+export let H = 0;
+
+export function configure(config) {
+  cfg = config;
+  W = config.width;
+  H = config.height;
+}
+
+// Plain properties rather than exported variables, so that every module may assign them.
+export const state = {
+  anns: [], // [{label_id, shape, geometry, attributes, text}]
+  selected: -1,
+  tool: "select",
+  currentLabel: null,
+  draft: null, // a polygon/polyline/points shape being clicked in
+  drag: null, // the pointer gesture in progress
+  spaceDown: false,
+  cursor: null, // last pointer position in image pixels
+  lastPress: null, // time and place of the last press while drawing points (double-click)
+};
+
+export const view = { s: 1, tx: 0, ty: 0, fitted: true };
+
+export const labelById = (id) => cfg.labels.find((l) => l.id === id) || null;
+export const colorOf = (ann) => (labelById(ann.label_id) || {}).color || "#adb5bd";
+export const allowed = (shape) => cfg.shapes.includes(shape);
+export const drawable = () => DRAWABLE.filter(allowed);
+export const tools = () => ["select", ...drawable()];
+
+// Whether a value fits an attribute definition (the server refuses one that does not).
+function fits(def, value) {
+  if (value === undefined || value === null) return false;
+  if (def.type === "number") return typeof value === "number" && Number.isFinite(value);
+  if (def.type === "checkbox") return typeof value === "boolean";
+  if (def.type === "select") return (def.values || []).includes(value);
+  return typeof value === "string";
+}
+
+// The attributes a shape of this label carries: the values it had that the label also defines,
+// else the label's defaults (so a new shape starts as the Labels page promised).
+export function attributesFor(label, previous = {}) {
+  const out = {};
+  for (const def of (label && label.attributes) || []) {
+    if (!def.name) continue;
+    if (fits(def, previous[def.name])) out[def.name] = previous[def.name];
+    else if (fits(def, def.default)) out[def.name] = def.default;
+  }
+  return out;
+}
+
+export function newAnnotation(labelId, shape, geometry) {
+  return { label_id: labelId, shape, geometry, attributes: attributesFor(labelById(labelId)), text: null };
+}
+
+// Moving a shape to another label keeps only what that label takes: its attributes, and the
+// OCR text if it has one.
+export function relabel(ann, labelId) {
+  const label = labelById(labelId);
+  ann.label_id = labelId;
+  ann.attributes = attributesFor(label, ann.attributes || {});
+  if (!label || !label.with_text) ann.text = null;
+}

@@ -1,0 +1,314 @@
+// The server's copy of the annotations: load, autosave with retry, the conflict bar, submit and
+// skip. Work not yet saved is also kept in localStorage, so a closed tab or a crash loses nothing.
+import { render } from "./canvas.js";
+import { $, toast } from "./dom.js";
+import { clone } from "./geometry.js";
+import { replaceAnnotations } from "./history.js";
+import { cfg, state } from "./state.js";
+
+const SAVE_DELAY = 600;
+const MAX_RETRY = 30000;
+const TRY_AGAIN = "Not saved yet; Loupe keeps retrying. Try again in a moment.";
+const RESOLVE_FIRST = "Resolve the conflict first: reload theirs or keep yours.";
+
+let base = 0; // the server revision the edits are based on
+// Every change bumps changeSeq; savedSeq is the change the server has.
+let changeSeq = 0;
+let savedSeq = 0;
+let inflight = false;
+let saveTimer = null;
+let retryDelay = 0;
+let conflict = null;
+let saveError = null;
+let csrf = "";
+let storageKey = "";
+
+export function payload() {
+  return state.anns.map((a) => ({
+    label_id: a.label_id, shape: a.shape, geometry: a.geometry, attributes: a.attributes || {}, text: a.text ?? null,
+  }));
+}
+
+function fromServer(list) {
+  return (list || []).map((a) => ({
+    label_id: a.label_id, shape: a.shape, geometry: clone(a.geometry || {}), attributes: clone(a.attributes || {}), text: a.text ?? null,
+  }));
+}
+
+export const revision = () => base;
+export const saving = () => ({ changeSeq, savedSeq, inflight, retryDelay, conflict: !!conflict, timer: saveTimer !== null });
+
+function setStatus(status, text) {
+  const node = $("save-status");
+  node.dataset.status = status;
+  node.textContent = text;
+}
+
+function showState(value) {
+  if (value) $("lb-state").textContent = String(value).replace("_", " ");
+}
+
+function keepLocally() {
+  try {
+    localStorage.setItem(storageKey, JSON.stringify({ revision: base, annotations: payload(), at: Date.now() }));
+  } catch (e) {
+    /* storage full or disabled: the server copy and the retry loop still hold the work */
+  }
+}
+
+function forgetLocally() {
+  try {
+    localStorage.removeItem(storageKey);
+  } catch (e) {
+    /* nothing kept */
+  }
+}
+
+/** The annotations changed in the editor: keep them and save them soon. */
+export function recordChange() {
+  changeSeq += 1;
+  saveError = null;
+  keepLocally();
+  scheduleSave(SAVE_DELAY);
+}
+
+function scheduleSave(delay) {
+  clearTimeout(saveTimer);
+  saveTimer = null;
+  if (conflict) return;
+  // While offline, the retry message stays up until a save gets through.
+  if (savedSeq !== changeSeq && !inflight && !retryDelay) setStatus("pending", "Unsaved changes");
+  saveTimer = setTimeout(() => {
+    saveTimer = null;
+    save();
+  }, delay);
+}
+
+async function save() {
+  if (inflight || conflict || savedSeq === changeSeq || !cfg.can_annotate) return;
+  inflight = true;
+  const seq = changeSeq;
+  setStatus("saving", "Saving…");
+  let response;
+  try {
+    response = await fetch(cfg.urls.annotations, {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({ revision: base, annotations: payload() }),
+      credentials: "same-origin",
+    });
+  } catch (e) {
+    inflight = false;
+    retry();
+    return;
+  }
+  inflight = false;
+  if (response.ok) {
+    const data = await response.json();
+    base = data.revision;
+    savedSeq = seq;
+    retryDelay = 0;
+    showState(data.state);
+    document.body.dispatchEvent(new CustomEvent("annotationsSaved", { bubbles: true }));
+    if (savedSeq === changeSeq) {
+      forgetLocally();
+      setStatus("saved", "Saved");
+    } else {
+      keepLocally(); // the newer edits are now based on the new revision
+      scheduleSave(0);
+    }
+    return;
+  }
+  if (response.status === 409) {
+    const body = await response.json().catch(() => ({}));
+    const details = (body.error && body.error.details) || {};
+    if (details.current_revision === undefined) {
+      setStatus("error", "Not saved: " + ((body.error && body.error.message) || "conflict"));
+      saveError = seq;
+      return;
+    }
+    conflict = details;
+    $("conflict-bar").hidden = false;
+    setStatus("error", "Not saved — someone else saved this image");
+    return;
+  }
+  if (response.status >= 500 || response.status === 429 || response.status === 408) {
+    retry();
+    return;
+  }
+  // A refusal (invalid shape, no permission, signed out): retrying would not help. The work
+  // stays in this tab and in localStorage; the next change tries again.
+  const body = await response.json().catch(() => null);
+  saveError = seq;
+  setStatus("error", "Not saved: " + ((body && body.error && body.error.message) || `${response.status} ${response.statusText}`));
+}
+
+function retry() {
+  retryDelay = Math.min(retryDelay ? retryDelay * 2 : 1000, MAX_RETRY);
+  scheduleSave(retryDelay);
+  setStatus("offline", `Offline — retrying in ${Math.round(retryDelay / 1000)} s`);
+}
+
+/** Save now and wait for the server to have every change; false when it cannot (offline, conflict). */
+async function flush(timeout = 8000) {
+  const end = Date.now() + timeout;
+  while (Date.now() < end) {
+    if (savedSeq === changeSeq) return true;
+    if (conflict || saveError === changeSeq) return false;
+    if (!inflight && retryDelay === 0) {
+      clearTimeout(saveTimer);
+      saveTimer = null;
+      save();
+    }
+    if (retryDelay > 0 && !inflight) return false; // offline: the retry loop keeps going
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return savedSeq === changeSeq;
+}
+
+function resolveConflict(keepMine) {
+  if (!conflict) return;
+  const theirs = conflict;
+  conflict = null;
+  $("conflict-bar").hidden = true;
+  base = theirs.current_revision;
+  if (keepMine) {
+    keepLocally();
+    scheduleSave(0);
+    return;
+  }
+  // "Reload theirs": mine stays one undo away, so nothing is lost silently.
+  replaceAnnotations(fromServer(theirs.annotations), { dropRedo: true });
+  state.selected = -1;
+  savedSeq = changeSeq;
+  forgetLocally();
+  render();
+  setStatus("saved", "Saved");
+}
+
+export async function load() {
+  setStatus("saving", "Loading…");
+  let data;
+  try {
+    const response = await fetch(cfg.urls.annotations, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (!response.ok) throw new Error(`${response.status}`);
+    data = await response.json();
+  } catch (e) {
+    setStatus("offline", "Offline — could not load the annotations");
+    setTimeout(load, 3000);
+    return;
+  }
+  state.anns = fromServer(data.annotations);
+  base = data.revision;
+  showState(data.state);
+  let kept = null;
+  try {
+    kept = JSON.parse(localStorage.getItem(storageKey) || "null");
+  } catch (e) {
+    kept = null;
+  }
+  if (kept && Array.isArray(kept.annotations)) {
+    // Unsaved work from an earlier visit: show it and send it again, based on the revision it
+    // was made on; if the image moved on since, the server answers 409 and the bar asks.
+    replaceAnnotations(fromServer(kept.annotations));
+    base = kept.revision;
+    changeSeq += 1;
+    render();
+    scheduleSave(0);
+  } else {
+    savedSeq = changeSeq;
+    render();
+    setStatus("saved", "Saved");
+  }
+}
+
+async function reloadFromServer() {
+  const response = await fetch(cfg.urls.annotations, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  if (!response.ok) return;
+  const data = await response.json();
+  replaceAnnotations(fromServer(data.annotations));
+  base = data.revision;
+  state.selected = -1;
+  conflict = null;
+  $("conflict-bar").hidden = true;
+  savedSeq = changeSeq;
+  forgetLocally();
+  showState(data.state);
+  render();
+  setStatus("saved", "Saved");
+}
+
+/** Next or previous image, once everything is saved. */
+export async function go(url, event) {
+  if (event) event.preventDefault();
+  if (!url) return toast("This is the last image of this filter.");
+  if (await flush()) {
+    window.location.href = url;
+    return;
+  }
+  toast(conflict ? RESOLVE_FIRST : TRY_AGAIN);
+}
+
+/** Submit or skip the image, then go on to the next one. */
+export async function finish(action) {
+  if (!cfg.can_annotate) return;
+  if (action === "submit" && !(await flush())) {
+    toast(conflict ? RESOLVE_FIRST : TRY_AGAIN);
+    return;
+  }
+  if (action === "skip") {
+    // Skip submits no annotations: drop any pending save so it cannot land afterwards.
+    clearTimeout(saveTimer);
+    saveTimer = null;
+    while (inflight) await new Promise((r) => setTimeout(r, 50));
+  }
+  setStatus("saving", action === "submit" ? "Submitting…" : "Skipping…");
+  let response;
+  try {
+    response = await fetch(cfg.urls[action], {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({ revision: base }),
+      credentials: "same-origin",
+    });
+  } catch (e) {
+    setStatus("offline", "Offline — not submitted; try again");
+    return;
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    setStatus("error", `Not ${action === "submit" ? "submitted" : "skipped"}: ${(body.error && body.error.message) || response.status}`);
+    return;
+  }
+  if (action === "skip") {
+    savedSeq = changeSeq;
+    forgetLocally();
+  }
+  showState(body.state);
+  setStatus("saved", action === "submit" ? "Submitted" : "Skipped");
+  document.body.dispatchEvent(new CustomEvent("annotationsSaved", { bubbles: true }));
+  if (cfg.urls.next) window.location.href = cfg.urls.next;
+  else await reloadFromServer().then(() => setStatus("saved", action === "submit" ? "Submitted" : "Skipped"));
+}
+
+export function initStore() {
+  storageKey = `loupe:annotations:${cfg.dataset_id}:${cfg.image_id}`;
+  try {
+    csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+  } catch (e) {
+    csrf = "";
+  }
+  $("conflict-reload").addEventListener("click", () => resolveConflict(false));
+  $("conflict-keep").addEventListener("click", () => resolveConflict(true));
+  const submit = $("lb-submit");
+  if (submit) submit.addEventListener("click", () => finish("submit"));
+  const skip = $("lb-skip");
+  if (skip) skip.addEventListener("click", () => finish("skip"));
+  for (const [id, dir] of [["lb-next", "next"], ["lb-previous", "previous"]]) {
+    const link = $(id);
+    if (link) link.addEventListener("click", (e) => go(cfg.urls[dir], e));
+  }
+  // The history panel's Restore saved a new revision on the server.
+  document.body.addEventListener("annotationsRestored", reloadFromServer);
+  window.addEventListener("online", () => retryDelay && scheduleSave(0));
+}
