@@ -126,7 +126,6 @@ def rename_tag(dataset):
         # The manager sends the grid's filters along; parse them before changing anything, so a
         # bad filter cannot fail the request after the rename has been committed.
         f = service.ImageFilter.from_args(request.form)
-        existing = {t["name"] for t in service.list_tags(dataset)}
         tag = service.rename_tag(dataset, name, new_name)
     except Invalid as exc:
         if not is_htmx():
@@ -139,7 +138,7 @@ def rename_tag(dataset):
         )
     if f.tag == name:
         f.tag = tag["name"]
-    if tag["name"] != name and tag["name"] in existing:
+    if tag["merged"]:
         notice = f"Merged the tag {name!r} into {tag['name']!r}, now on {_images(tag['image_count'])}"
     else:
         notice = f"Renamed the tag {name!r} to {tag['name']!r} ({_images(tag['image_count'])})"
@@ -213,7 +212,7 @@ def show(dataset, image):
 @bp.get("/<int:image_id>/thumbnail")
 @requires("image:view")
 def thumbnail(dataset, image):
-    return send_object(image.thumbnail_key, "image/jpeg")
+    return send_object(service.ensure_thumbnail(image), "image/jpeg")
 
 
 @bp.get("/<int:image_id>/file")

@@ -333,6 +333,23 @@ def release_if_unused(key: str) -> None:
         storage.delete_prefix(regions_prefix_for(key))
 
 
+def ensure_thumbnail(image: Image) -> str:
+    """The image's thumbnail key; a missing thumbnail (storage restored without its derived files)
+    is made again from the original, as the import job makes it."""
+    storage = get_storage()
+    key = image.thumbnail_key
+    if not storage.exists(key):
+        config = current_app.config
+        try:
+            with storage.open(image.storage_key) as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            raise NotFound("The file is missing from storage") from None
+        processed = imaging.process(data, config["LOUPE_MAX_IMAGE_PIXELS"], config["LOUPE_THUMBNAIL_SIZE"])
+        storage.put_bytes(key, processed.thumbnail)
+    return key
+
+
 def update_image(image: Image, **changes) -> Image:
     """Change an image's split, folder or tags."""
     unknown = set(changes) - {"split", "folder", "tags"}
@@ -413,7 +430,7 @@ def _tag_named(dataset: Dataset, name: str) -> Tag:
 
 
 def rename_tag(dataset: Dataset, name: str, new_name) -> dict:
-    """Rename a tag; renaming onto an existing tag merges the two."""
+    """Rename a tag; renaming onto an existing tag merges the two (then "merged" is true)."""
     if not isinstance(new_name, str) or not 0 < len(new_name.strip()) <= 100:
         raise Invalid("The new tag name must have 1 to 100 characters", details={"field": "name"})
     new_name = new_name.strip()
@@ -432,7 +449,7 @@ def rename_tag(dataset: Dataset, name: str, new_name) -> dict:
         select(func.count()).select_from(ImageTag).join(Tag, Tag.id == ImageTag.tag_id)
         .where(Tag.dataset_id == dataset.id, Tag.name == new_name)
     )
-    return {"name": new_name, "image_count": count}
+    return {"name": new_name, "image_count": count, "merged": target is not None and target.id != tag.id}
 
 
 def delete_tag(dataset: Dataset, name: str) -> int:

@@ -14,6 +14,10 @@ class TagSchema(Schema):
     image_count = fields.Integer()
 
 
+class RenamedTagSchema(TagSchema):
+    merged = fields.Boolean(metadata={"description": "true when the new name was another tag's, which now has both"})
+
+
 class TagListSchema(Schema):
     items = fields.List(fields.Nested(TagSchema))
 
@@ -37,7 +41,7 @@ def index(dataset):
 @bp.post("/<path:tag>/rename")
 @requires("dataset:import")
 @bp.arguments(TagRenameArgs)
-@bp.response(200, TagSchema)
+@bp.response(200, RenamedTagSchema)
 def rename(args, dataset, tag: str):
     """Rename a tag on every image; renaming onto an existing tag merges them."""
     return service.rename_tag(dataset, tag, args["name"])

@@ -398,10 +398,10 @@ def test_tags_list_rename_merge_and_delete(client, s):
         {"name": "blurry", "image_count": 1}, {"name": "dark", "image_count": 1}, {"name": "night", "image_count": 2}
     ]
     renamed = client.post(f"{base}/tags/blurry/rename", json={"name": "out of focus"}, headers=headers)
-    assert renamed.status_code == 200 and renamed.get_json() == {"name": "out of focus", "image_count": 1}
+    assert renamed.status_code == 200 and renamed.get_json() == {"name": "out of focus", "image_count": 1, "merged": False}
     # Renaming onto an existing tag merges: the image that had both keeps one.
     merged = client.post(f"{base}/tags/dark/rename", json={"name": "night"}, headers=headers)
-    assert merged.get_json() == {"name": "night", "image_count": 2}
+    assert merged.get_json() == {"name": "night", "image_count": 2, "merged": True}
     assert client.get(f"{base}/images/{s.other.id}", headers=headers).get_json()["tags"] == ["night"]
     assert client.get(f"{base}/images?tag=night", headers=headers).get_json()["total"] == 2
     deleted = client.delete(f"{base}/tags/night", headers=headers)

@@ -2,6 +2,7 @@
 and how files and thumbnails are served."""
 
 import html
+import io
 import re
 
 import pytest
@@ -248,6 +249,22 @@ def test_missing_thumbnail_file_is_a_clean_404(client, dataset):
     response = client.get(f"/datasets/{dataset.id}/images/{image_id}/thumbnail")
     assert response.status_code == 404
     assert "missing from storage" in response.get_data(as_text=True)
+
+
+def test_a_lost_thumbnail_is_made_again_from_the_original(client, dataset, run_jobs):
+    from PIL import Image as PILImage
+
+    from core.storage import get_storage
+
+    upload(client, dataset, [(image_bytes(size=(600, 400), seed=3), "lost.jpg")])
+    run_jobs()
+    image = db.session.scalar(db.select(Image))
+    made_at_import = get_storage().read(image.thumbnail_key)
+    get_storage().delete(image.thumbnail_key)
+    response = client.get(f"/datasets/{dataset.id}/images/{image.id}/thumbnail")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert response.data == made_at_import == get_storage().read(image.thumbnail_key)
+    assert PILImage.open(io.BytesIO(response.data)).size == (256, 171)
 
 
 def test_file_names_render_escaped_in_the_grid(client, dataset):
