@@ -45,11 +45,21 @@ function zoomAt(px, py, factor) {
   applyView();
 }
 
+// A mouse wheel zooms. A trackpad sends the same events: a pinch arrives as ctrl+wheel with small
+// deltas (so it zooms faster per unit, to follow the fingers), and a sideways swipe, which a
+// mouse wheel never sends, pans.
 function onWheel(event) {
   event.preventDefault();
   const rect = svg.getBoundingClientRect();
-  const delta = event.deltaMode === 1 ? event.deltaY * 16 : event.deltaY;
-  zoomAt(event.clientX - rect.left, event.clientY - rect.top, Math.exp(-delta * 0.0015));
+  const unit = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? rect.height : 1; // lines (Firefox), pages
+  if (!event.ctrlKey && Math.abs(event.deltaX) > Math.abs(event.deltaY)) {
+    view.tx -= event.deltaX * unit;
+    view.fitted = false;
+    applyView();
+    return;
+  }
+  const speed = event.ctrlKey ? 0.01 : 0.0015;
+  zoomAt(event.clientX - rect.left, event.clientY - rect.top, Math.exp(-event.deltaY * unit * speed));
 }
 
 export function initViewport() {
