@@ -11,7 +11,8 @@ the schema named by the URL's search_path, created if missing) so a re-run skips
 
 Each case is a Flask test-client GET of /datasets/<id>/images/ with `HX-Request: true`, signed in
 (through POST /login) as the datasets' owner: warm-up requests, then the median of many. Cases:
-first page, a deep page (cursor 150 rows before the end), a filter (split=test), and the first page
+first page, a deep page (cursor 150 rows before the end), a filter (split=test), a tag filter
+(tag=night; every image carries one of five tags), and the first page
 of the 1,000-image dataset. Each request is split into SQL time (DBAPI execute), template time
 (Flask's before_render_template -> template_rendered) and the rest, and the page query's plan
 (EXPLAIN QUERY PLAN / EXPLAIN ANALYZE) is printed. The last line is JSON.
@@ -39,6 +40,9 @@ COLUMNS = [
     "dataset_id", "folder_id", "file_name", "storage_key", "width", "height", "byte_size", "format",
     "orientation", "phash", "split", "external_id", "state", "created_by_id", "created_at",
 ]
+
+
+TAGS = ["blur", "day", "fog", "night", "rain"]
 
 
 def _pick(rng: random.Random, weighted):
@@ -99,11 +103,13 @@ def seeded_dataset(name: str, owner, count: int, seed: int) -> tuple[int, bool]:
     from sqlalchemy import delete, func, select, update
 
     from core.extensions import db
-    from models import Dataset, Image
+    from models import Dataset, Image, Tag
     from services.datasets import create_dataset
 
     dataset = db.session.scalar(select(Dataset).where(Dataset.name == name, Dataset.owner_id == owner.id))
     if dataset is not None and dataset.image_count == count:
+        if not db.session.scalar(select(func.count()).select_from(Tag).where(Tag.dataset_id == dataset.id)):
+            tag_every_image(dataset.id)  # kept from before the bench tagged its images
         return dataset.id, False
     if dataset is not None:  # an interrupted seeding: start over
         db.session.execute(delete(Image).where(Image.dataset_id == dataset.id))
@@ -116,8 +122,27 @@ def seeded_dataset(name: str, owner, count: int, seed: int) -> tuple[int, bool]:
     total_bytes = db.session.scalar(select(func.coalesce(func.sum(Image.byte_size), 0)).where(Image.dataset_id == dataset_id))
     db.session.execute(update(Dataset).where(Dataset.id == dataset_id).values(image_count=count, total_bytes=total_bytes))
     db.session.commit()
-    log(f"  seeded in {seconds:.1f} s ({count / seconds:,.0f} rows/s)")
+    tag_every_image(dataset_id)
+    log(f"  seeded in {seconds:.1f} s ({count / seconds:,.0f} rows/s), every image with one of {len(TAGS)} tags")
     return dataset_id, True
+
+
+def tag_every_image(dataset_id: int) -> None:
+    """Give every image one free tag, round robin: the grid lists tags (with counts) on every page."""
+    from sqlalchemy import case, insert, literal, select
+
+    from core.extensions import db
+    from models import Image, ImageTag, Tag
+    from services.images import recount_tags
+
+    db.session.execute(insert(Tag), [{"dataset_id": dataset_id, "name": name} for name in TAGS])
+    tag_ids = db.session.scalars(select(Tag.id).where(Tag.dataset_id == dataset_id).order_by(Tag.name)).all()
+    which = case({i: literal(tag_id) for i, tag_id in enumerate(tag_ids)}, value=Image.id % len(tag_ids))
+    db.session.execute(
+        insert(ImageTag).from_select(["image_id", "tag_id"], select(Image.id, which).where(Image.dataset_id == dataset_id))
+    )
+    recount_tags(dataset_id)  # the counters the app keeps, as its refresh job computes them
+    db.session.commit()
 
 
 class RequestProbe:
@@ -313,6 +338,7 @@ def main(argv=None) -> int:
             "first": f"/datasets/{big_id}/images/",
             "deep": f"/datasets/{big_id}/images/?cursor={deep_cursor}",
             "filtered": f"/datasets/{big_id}/images/?split=test",
+            "tagged": f"/datasets/{big_id}/images/?tag=night",
             "small": f"/datasets/{small_id}/images/",
             # Extra, not a target: a filter deep into the dataset.
             "filtered_deep": f"/datasets/{big_id}/images/?split=test&cursor={deep_cursor - 3000}",
@@ -339,15 +365,15 @@ def main(argv=None) -> int:
                     log(f"-- {name} ({kind}): {flat[:200]}")
                     log("   " + explain(engine, statement, params).replace("\n", "\n   "))
 
-        first, deep, filtered, small = (results[k]["median_ms"] for k in ("first", "deep", "filtered", "small"))
+        first, deep, filtered, tagged, small = (results[k]["median_ms"] for k in ("first", "deep", "filtered", "tagged", "small"))
         ratio = deep / small
-        ok = max(first, deep, filtered, small) <= TARGET_MS and ratio <= TARGET_RATIO
-        log(f"\nfirst {first:.2f} ms, deep {deep:.2f} ms, filtered {filtered:.2f} ms, small {small:.2f} ms; "
+        ok = max(first, deep, filtered, tagged, small) <= TARGET_MS and ratio <= TARGET_RATIO
+        log(f"\nfirst {first:.2f} ms, deep {deep:.2f} ms, filtered {filtered:.2f} ms, tagged {tagged:.2f} ms, small {small:.2f} ms; "
             f"deep/small {ratio:.2f} -> {'meets' if ok else 'MISSES'} the targets (<= {TARGET_MS:.0f} ms each, ratio <= {TARGET_RATIO})")
         figures = {
             "bench": "grid", "backend": backend, "rows": rows, "small_rows": args.small,
             "schema": pg_schema_of(database_url) if backend == "postgresql" else None,
-            "first_ms": round(first, 2), "deep_ms": round(deep, 2), "filtered_ms": round(filtered, 2), "small_ms": round(small, 2),
+            "first_ms": round(first, 2), "deep_ms": round(deep, 2), "filtered_ms": round(filtered, 2), "tagged_ms": round(tagged, 2), "small_ms": round(small, 2),
             "ratio_deep_to_small": round(ratio, 3),
             "filtered_deep_ms": round(results["filtered_deep"]["median_ms"], 2),
             "p90_ms": {k: round(v["p90_ms"], 2) for k, v in results.items()},

@@ -85,6 +85,9 @@ class Tag(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
+    # Kept by every change to image_tag (services/images.py): the grid lists tags with their counts
+    # on every page, and counting a million links per request is what a counter avoids.
+    image_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("dataset_id", "name"),)
 

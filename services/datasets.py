@@ -9,6 +9,7 @@ from core.extensions import db
 from core.permissions import visible_datasets, visible_images
 from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, Role, User
 from services.jobs import start_job
+from services.images import recount_tags
 from services.labels import recount_labels
 
 SORTS = {"name": Dataset.name, "created_at": Dataset.created_at, "image_count": Dataset.image_count}
@@ -184,6 +185,7 @@ def recount(dataset_id: int) -> None:
     dataset.image_count, dataset.total_bytes = count, int(total)
     dataset.annotated_count, dataset.annotation_count = annotated, annotations
     recount_labels(dataset_id)
+    recount_tags(dataset_id)
 
 
 def stats(dataset: Dataset) -> dict:

@@ -309,6 +309,9 @@ def delete_images(dataset: Dataset, image_ids) -> int:
     """Delete images and every stored file no other image still references."""
     ids = _ids(dataset, image_ids)
     rows = db.session.execute(select(Image.storage_key, Image.byte_size).where(Image.id.in_(ids))).all()
+    # Their tag links go with them (ON DELETE CASCADE), so the tags' counters move first.
+    lost = db.session.execute(select(ImageTag.tag_id, func.count()).where(ImageTag.image_id.in_(ids)).group_by(ImageTag.tag_id))
+    _count_tags({tag_id: -count for tag_id, count in lost})
     db.session.execute(delete(Image).where(Image.id.in_(ids)))
     dataset.image_count = Dataset.image_count - len(rows)
     dataset.total_bytes = Dataset.total_bytes - sum(size for _, size in rows)
@@ -364,7 +367,10 @@ def update_image(image: Image, **changes) -> Image:
         tags = changes["tags"]
         if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 100 for t in tags):
             raise Invalid("tags must be a list of names of 1 to 100 characters", details={"field": "tags"})
-        image.tags = [tag_for(image.dataset_id, name.strip()) for name in dict.fromkeys(tags)]
+        before = {tag.id for tag in image.tags}
+        image.tags = [tag_for(image.dataset_id, name.strip()) for name in dict.fromkeys(t.strip() for t in tags)]
+        after = {tag.id for tag in image.tags}
+        _count_tags({**{t: -1 for t in before - after}, **{t: 1 for t in after - before}})
     db.session.commit()
     return image
 
@@ -399,15 +405,22 @@ def folder_for(dataset_id: int, path: str) -> int:
 
 
 def list_tags(dataset: Dataset) -> list[dict]:
-    """The dataset's tags by name, each with how many images carry it."""
-    rows = db.session.execute(
-        select(Tag.name, func.count(ImageTag.image_id))
-        .outerjoin(ImageTag, ImageTag.tag_id == Tag.id)
-        .where(Tag.dataset_id == dataset.id)
-        .group_by(Tag.id, Tag.name)
-        .order_by(Tag.name)
-    )
+    """The dataset's tags by name, each with how many images carry it (the kept counter)."""
+    rows = db.session.execute(select(Tag.name, Tag.image_count).where(Tag.dataset_id == dataset.id).order_by(Tag.name))
     return [{"name": name, "image_count": count} for name, count in rows]
+
+
+def _count_tags(deltas: dict[int, int]) -> None:
+    """Move tags' kept image counts by a delta each (in id order, so concurrent changes lock alike)."""
+    for tag_id in sorted(deltas):
+        if deltas[tag_id]:
+            db.session.execute(update(Tag).where(Tag.id == tag_id).values(image_count=Tag.image_count + deltas[tag_id]))
+
+
+def recount_tags(dataset_id: int) -> None:
+    """Recompute every tag's image count of the dataset from its links (the refresh-counters job)."""
+    links = select(func.count()).select_from(ImageTag).where(ImageTag.tag_id == Tag.id).scalar_subquery()
+    db.session.execute(update(Tag).where(Tag.dataset_id == dataset_id).values(image_count=links).execution_options(synchronize_session=False))
 
 
 def tags_by_image(image_ids: list[int]) -> dict[int, list[str]]:
@@ -442,21 +455,19 @@ def rename_tag(dataset: Dataset, name: str, new_name) -> dict:
         # Merge: images that already carry the target keep one link; the others move over.
         both = select(ImageTag.image_id).where(ImageTag.tag_id == target.id)
         db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(both)))
-        db.session.execute(update(ImageTag).where(ImageTag.tag_id == tag.id).values(tag_id=target.id))
+        moved = db.session.execute(update(ImageTag).where(ImageTag.tag_id == tag.id).values(tag_id=target.id)).rowcount
+        _count_tags({target.id: moved})
         db.session.execute(delete(Tag).where(Tag.id == tag.id))
     db.session.commit()
-    count = db.session.scalar(
-        select(func.count()).select_from(ImageTag).join(Tag, Tag.id == ImageTag.tag_id)
-        .where(Tag.dataset_id == dataset.id, Tag.name == new_name)
-    )
-    return {"name": new_name, "image_count": count, "merged": target is not None and target.id != tag.id}
+    kept = target if target is not None else tag
+    db.session.refresh(kept)
+    return {"name": new_name, "image_count": kept.image_count, "merged": target is not None and target.id != tag.id}
 
 
 def delete_tag(dataset: Dataset, name: str) -> int:
     """Remove a tag from every image of the dataset; how many images lost it."""
     tag = _tag_named(dataset, name)
-    count = db.session.scalar(select(func.count()).select_from(ImageTag).where(ImageTag.tag_id == tag.id))
-    db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id))
+    count = db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id)).rowcount
     db.session.execute(delete(Tag).where(Tag.id == tag.id))
     db.session.commit()
     return count
@@ -480,6 +491,7 @@ def add_tag_to_images(dataset: Dataset, image_ids, name) -> int:
     rows = [{"image_id": i, "tag_id": tag.id} for i in ids if i not in have]
     if rows:
         db.session.execute(db.insert(ImageTag), rows)
+        _count_tags({tag.id: len(rows)})
     db.session.commit()
     return len(rows)
 
@@ -489,9 +501,10 @@ def remove_tag_from_images(dataset: Dataset, image_ids, name) -> int:
     name = _clean_tag_name(name)
     ids = _ids(dataset, image_ids)
     tag = _tag_named(dataset, name)
-    result = db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(ids)))
+    removed = db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(ids))).rowcount
+    _count_tags({tag.id: -removed})
     db.session.commit()
-    return result.rowcount
+    return removed
 
 
 def move_to_folder(dataset: Dataset, image_ids, path) -> int:

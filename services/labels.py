@@ -336,7 +336,7 @@ def request_merge(dataset: Dataset, label_ids, name, color, user: User) -> Job:
 
 
 def request_refresh_counters(dataset: Dataset, user: User) -> Job:
-    """Start the job that recomputes the dataset's and its labels' counters."""
+    """Start the job that recomputes the dataset's counters, its labels' and its tags' included."""
     return start_job(
         "refresh_label_counters", "workers.labels.refresh_label_counters", dataset.id, queue="datasets", dataset=dataset, user=user
     )
