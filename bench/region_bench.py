@@ -1,4 +1,4 @@
-"""Region memory benchmark: peak memory of rendering regions of a 12000x9000 JPEG, now vs before.
+"""Region memory benchmark: peak memory of rendering regions of a 12000x9000 JPEG, vs a naive render.
 
     python bench/region_bench.py            # 12000x9000
     python bench/region_bench.py --quick    # 6000x4500
@@ -6,32 +6,39 @@
 What runs: one photo-like JPEG (bench/import_bench.make_photo, quality 90) is generated once into
 bench/.data. Each case renders one region with services.regions.render in a fresh subprocess and
 reports that process's peak RSS (VmHWM) minus its RSS just before the render, so interpreter and
-import overhead drop out. The baseline is the render() of services/regions.py at git HEAD (read with
-`git show`, loaded as a module beside the current one), measured in the same run on the same file;
-skip it with --no-baseline once HEAD has the change. Cases: full-resolution 1024x1024 tiles at the
+import overhead drop out. The baseline is the naive render measured in the same run on the same
+file: decode the whole image with Pillow, crop, resize to the output size. Cases: full-resolution 1024x1024 tiles at the
 top, middle and bottom, a 2048x2048 area at scale 0.5 in the middle, and the preview.
 
-Figures (the last line is JSON): per case, before_mb, after_mb and ms.
+Figures (the last line is JSON): per case, naive_mb, loupe_mb, naive_ms, loupe_ms.
 """
 
 import argparse
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from _common import DATA, ROOT, emit, log
 
 CHILD = r"""
-import json, sys, time, importlib.util
+import io, json, sys, time
 sys.path.insert(0, {root!r})
-from services import regions as current
-module = current
-if {module!r}:
-    spec = importlib.util.spec_from_file_location("baseline_regions", {module!r})
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+from PIL import Image
+from services import regions
+
+
+# Decode everything, then crop and resize: a region server without draft() or row limits.
+def naive(stream, box):
+    image = Image.open(stream)
+    image.load()
+    crop = image.crop((box.x, box.y, box.x + box.width, box.y + box.height)).resize((box.out_width, box.out_height))
+    out = io.BytesIO()
+    crop.save(out, "JPEG", quality=regions.QUALITY)
+    return out.getvalue()
+
+
+render = naive if {naive!r} else regions.render
 
 def status(field):
     with open("/proc/self/status") as fh:
@@ -39,18 +46,18 @@ def status(field):
             if line.startswith(field):
                 return int(line.split()[1])
 
-box = current.Box(*{box!r})
+box = regions.Box(*{box!r})
 with open({path!r}, "rb") as stream:
     before = status("VmRSS:")
     start = time.perf_counter()
-    data = module.render(stream, box)
+    data = render(stream, box)
     ms = (time.perf_counter() - start) * 1000
 print(json.dumps({{"mb": (status("VmHWM:") - before) / 1024, "ms": ms, "bytes": len(data)}}))
 """
 
 
-def measure(path: Path, box: tuple, module: str) -> dict:
-    code = CHILD.format(root=str(ROOT), module=module, box=box, path=str(path))
+def measure(path: Path, box: tuple, naive: bool) -> dict:
+    code = CHILD.format(root=str(ROOT), naive=naive, box=box, path=str(path))
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -58,7 +65,6 @@ def measure(path: Path, box: tuple, module: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     width, height = (6000, 4500) if args.quick else (12000, 9000)
 
@@ -81,27 +87,15 @@ def main() -> None:
         "middle_2048_at_0.5": (width // 2 - 1024, height // 2 - 1024, 2048, 2048, 1024, 1024),
         "preview": (0, 0, width, height, *fit(width, height, 2048)),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        baseline = ""
-        if not args.no_baseline:
-            baseline = str(Path(tmp) / "regions_head.py")
-            source = subprocess.run(["git", "show", "HEAD:services/regions.py"], cwd=ROOT, check=True,
-                                    capture_output=True, text=True).stdout
-            Path(baseline).write_text(source)
-        figures = {"image": f"{width}x{height}"}
-        log(f"{'case':<22}{'before MB':>11}{'after MB':>10}{'before ms':>11}{'after ms':>10}")
-        for name, box in cases.items():
-            after = measure(path, box, "")
-            before = measure(path, box, baseline) if baseline else None
-            figures[name] = {
-                "before_mb": round(before["mb"], 1) if before else None,
-                "after_mb": round(after["mb"], 1),
-                "before_ms": round(before["ms"]) if before else None,
-                "after_ms": round(after["ms"]),
-            }
-            row = figures[name]
-            log(f"{name:<22}{row['before_mb'] or '-':>11}{row['after_mb']:>10}"
-                f"{row['before_ms'] or '-':>11}{row['after_ms']:>10}")
+    figures = {"image": f"{width}x{height}"}
+    log(f"{'case':<22}{'naive MB':>10}{'Loupe MB':>10}{'naive ms':>10}{'Loupe ms':>10}")
+    for name, box in cases.items():
+        loupe, baseline = measure(path, box, naive=False), measure(path, box, naive=True)
+        row = figures[name] = {
+            "naive_mb": round(baseline["mb"], 1), "loupe_mb": round(loupe["mb"], 1),
+            "naive_ms": round(baseline["ms"]), "loupe_ms": round(loupe["ms"]),
+        }
+        log(f"{name:<22}{row['naive_mb']:>10}{row['loupe_mb']:>10}{row['naive_ms']:>10}{row['loupe_ms']:>10}")
     emit(figures)
 
 
