@@ -1,13 +1,13 @@
 """The image grid (filters, keyset paging, infinite scroll, bulk actions), image details and files."""
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from core.errors import Forbidden, Invalid
 from core.extensions import db
 from core.files import MEDIA_TYPES, send_object
-from core.htmx import is_htmx, render
+from core.htmx import fragment, is_htmx, render
 from core.permissions import requires
 from models import Image, ImageState, Split
 from services import grid_labeling
@@ -106,15 +106,8 @@ def _tags_changed(dataset, f: service.ImageFilter, notice: str):
     """
     if not is_htmx():
         return redirect(url_for("images.index", dataset_id=dataset.id, **f.args()), 303)
-    response = _partial("partials/images/_tags_changed.html", dataset=dataset, tags=service.list_tags(dataset), f=f, tag_notice=notice)
+    response = fragment("partials/images/_tags_changed.html", dataset=dataset, tags=service.list_tags(dataset), f=f, tag_notice=notice)
     response.headers["HX-Trigger-After-Settle"] = "tagsChanged"
-    return response
-
-
-def _partial(template: str, status: int = 200, **context):
-    """An HTMX-only answer (these routes redirect everyone else), varying on HX-Request like `render`."""
-    response = make_response(render_template(template, **context), status)
-    response.vary.add("HX-Request")
     return response
 
 
@@ -132,7 +125,7 @@ def rename_tag(dataset):
             raise
         # htmx swaps a 422 into the list (base.html's responseHandling), so answer the list itself,
         # with the reason and the name as typed, rather than an error that would replace it.
-        return _partial(
+        return fragment(
             "partials/images/_tag_manager.html", status=422,
             dataset=dataset, tags=service.list_tags(dataset), tag_error=exc.message, failed_tag=name, typed_name=new_name,
         )
@@ -170,15 +163,11 @@ def _classified(dataset, outcome: dict, message: str):
     ):
         raise Forbidden("You may not annotate any of the selected images")
     images = db.session.scalars(select(Image).where(Image.id.in_(outcome["changed"])).order_by(Image.id)).all()
-    html = render_template(
-        "partials/images/_classified.html", dataset=dataset, images=images, outcome=outcome, message=message,
+    return fragment(
+        "partials/images/_classified.html", trigger="imagesChanged" if outcome["changed"] else None,
+        dataset=dataset, images=images, outcome=outcome, message=message,
         f=service.ImageFilter.from_args(request.args), **_tile_context(dataset, images),
     )
-    response = make_response(html)
-    response.vary.add("HX-Request")
-    if outcome["changed"]:
-        response.headers["HX-Trigger"] = "imagesChanged"
-    return response
 
 
 @bp.post("/classify")

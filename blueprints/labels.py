@@ -182,38 +182,22 @@ def update(dataset, label_id: int):
 def reorder(dataset):
     """Either the full order (label_ids, sent by drag and drop) or one label moved one place (label_id, direction up/down)."""
     try:
-        service.reorder_labels(dataset, _new_order(dataset))
-    except Invalid as exc:
+        if request.form.getlist("label_ids"):
+            try:
+                order = [int(i) for i in request.form.getlist("label_ids")]
+            except ValueError:
+                raise Invalid("label_ids must be label ids", details={"field": "label_ids"}) from None
+            service.reorder_labels(dataset, order)
+        else:
+            service.move_label(dataset, request.form.get("label_id", ""), request.form.get("direction", ""))
+    except (Invalid, NotFound) as exc:
         if not is_htmx():
             raise
-        # Show the order as stored (someone may have added or removed a label meanwhile) and say why.
-        db.session.rollback()
-        return _list(dataset, exc.status, reorder_error=f"The order was not saved: {exc.message}")
+        # Show the order as stored (someone may have added or removed a label meanwhile) and say
+        # why; a label gone meanwhile is a conflict, so htmx swaps the answer in like a 422.
+        status = 409 if isinstance(exc, NotFound) else exc.status
+        return _list(dataset, status, reorder_error=f"The order was not saved: {exc.message}")
     return _list(dataset) if is_htmx() else _back(dataset)
-
-
-def _new_order(dataset) -> list[int]:
-    """The label ids in the order the form asks for."""
-    if request.form.getlist("label_ids"):
-        try:
-            return [int(i) for i in request.form.getlist("label_ids")]
-        except ValueError:
-            raise Invalid("label_ids must be label ids", details={"field": "label_ids"}) from None
-    order = [label.id for label in service.list_labels(dataset)]
-    try:
-        moved = int(request.form.get("label_id", ""))
-    except ValueError:
-        raise Invalid("Say which label to move", details={"field": "label_id"}) from None
-    if moved not in order:
-        raise NotFound(f"Label {moved} not found")
-    step = {"up": -1, "down": 1}.get(request.form.get("direction", ""))
-    if step is None:
-        raise Invalid("direction must be up or down", details={"field": "direction"})
-    index = order.index(moved)
-    other = index + step
-    if 0 <= other < len(order):
-        order[index], order[other] = order[other], order[index]
-    return order
 
 
 @bp.post("/copy")

@@ -43,6 +43,10 @@ class TooLarge(Exception):
     pass
 
 
+# Where derived objects (made again from an original when lost) live; see services/regions.py.
+DERIVED_NAMESPACES = ("thumbs", "previews", "regions")
+
+
 class LocalStorage:
     """Objects under root/objects/ab/cd/<key>; a derived key ns/name[/more] under root/ns/na/name[/more]."""
 
@@ -53,7 +57,8 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         if "/" in key:
             namespace, *names = key.split("/")
-            if any(part in ("", ".", "..") for part in (namespace, *names)):
+            # Only the known namespaces: "objects" or "tmp" would reach the originals or uploads.
+            if namespace not in DERIVED_NAMESPACES or any(part in ("", ".", "..") for part in names):
                 raise ValueError(f"bad storage key {key!r}")
             # A key's folders are folders on disk, so a key prefix ending in "/" is one directory.
             return self.root.joinpath(namespace, names[0][:2], *names)

@@ -359,6 +359,9 @@ def _store(
             "The image or its labels changed while saving; reload the image and try again",
             details=_conflict_details(image),
         ) from None
+    except Exception:
+        db.session.rollback()  # a deadlock, a lost connection: give back the claim, keep no half-save
+        raise
     return saved
 
 

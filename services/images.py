@@ -1,6 +1,7 @@
 """Images: uploading into the ledger, the grid's keyset pages, and bulk changes."""
 
 import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -11,7 +12,22 @@ from core.errors import Conflict, Invalid, NotFound, parse_choice
 from core.extensions import db
 from core.permissions import sees_all_images, visible_images
 from core.storage import TooLarge, get_storage
-from models import Dataset, Folder, Image, ImageState, ImageTag, ImportItem, ImportItemStatus, Job, Split, Tag, Upload, User
+from models import (
+    Annotation,
+    Dataset,
+    Folder,
+    Image,
+    ImageState,
+    ImageTag,
+    ImportItem,
+    ImportItemStatus,
+    Job,
+    Label,
+    Split,
+    Tag,
+    Upload,
+    User,
+)
 from services import imaging
 from services.jobs import start_job
 
@@ -306,17 +322,36 @@ def set_split(dataset: Dataset, image_ids, split: str) -> int:
 
 
 def delete_images(dataset: Dataset, image_ids) -> int:
-    """Delete images and every stored file no other image still references."""
+    """Delete images (their annotations, revisions and tag links go with them by ON DELETE CASCADE),
+    take them out of every counter, and remove stored files no other image still references."""
     ids = _ids(dataset, image_ids)
-    rows = db.session.execute(select(Image.storage_key, Image.byte_size).where(Image.id.in_(ids))).all()
-    # Their tag links go with them (ON DELETE CASCADE), so the tags' counters move first.
-    lost = db.session.execute(select(ImageTag.tag_id, func.count()).where(ImageTag.image_id.in_(ids)).group_by(ImageTag.tag_id))
-    _count_tags({tag_id: -count for tag_id, count in lost})
-    db.session.execute(delete(Image).where(Image.id.in_(ids)))
-    dataset.image_count = Dataset.image_count - len(rows)
-    dataset.total_bytes = Dataset.total_bytes - sum(size for _, size in rows)
+    # Lock the rows first, in id order as saves do: a save or a tag change on one of these images
+    # waits, then finds it gone, so nothing is counted that the cascade then takes away unseen.
+    rows = db.session.execute(
+        select(Image.storage_key, Image.byte_size, Image.state).where(Image.id.in_(ids)).order_by(Image.id).with_for_update()
+    ).all()
+    per_label = db.session.execute(
+        select(Annotation.label_id, func.count(), func.count(func.distinct(Annotation.image_id)))
+        .where(Annotation.image_id.in_(ids)).group_by(Annotation.label_id)
+    ).all()
+    lost_tags = Counter(db.session.scalars(
+        delete(ImageTag).where(ImageTag.image_id.in_(ids)).returning(ImageTag.tag_id).execution_options(synchronize_session=False)
+    ))
+    db.session.execute(delete(Image).where(Image.id.in_(ids)).execution_options(synchronize_session=False))
+    # The dataset's row, then labels and tags in id order: the order saves lock them in.
+    db.session.execute(update(Dataset).where(Dataset.id == dataset.id).values(
+        image_count=Dataset.image_count - len(rows),
+        total_bytes=Dataset.total_bytes - sum(row.byte_size for row in rows),
+        annotated_count=Dataset.annotated_count - sum(row.state != ImageState.unlabeled for row in rows),
+        annotation_count=Dataset.annotation_count - sum(annotations for _, annotations, _ in per_label),
+    ))
+    for label_id, annotations, images in sorted(per_label):
+        db.session.execute(update(Label).where(Label.id == label_id).values(
+            annotation_count=Label.annotation_count - annotations, image_count=Label.image_count - images
+        ))
+    _count_tags({tag_id: -count for tag_id, count in lost_tags.items()})
     db.session.commit()
-    for key, _ in rows:
+    for key in {row.storage_key for row in rows}:
         release_if_unused(key)
     return len(rows)
 
@@ -345,10 +380,11 @@ def ensure_thumbnail(image: Image) -> str:
         config = current_app.config
         try:
             with storage.open(image.storage_key) as fh:
-                data = fh.read()
+                processed = imaging.process(fh.read(), config["LOUPE_MAX_IMAGE_PIXELS"], config["LOUPE_THUMBNAIL_SIZE"])
         except FileNotFoundError:
             raise NotFound("The file is missing from storage") from None
-        processed = imaging.process(data, config["LOUPE_MAX_IMAGE_PIXELS"], config["LOUPE_THUMBNAIL_SIZE"])
+        except imaging.ImageRejected as exc:
+            raise Invalid(f"The stored image cannot be decoded: {exc}") from None
         storage.put_bytes(key, processed.thumbnail)
     return key
 

@@ -235,6 +235,24 @@ def reorder_labels(dataset: Dataset, label_ids) -> list[Label]:
     return list_labels(dataset)
 
 
+def move_label(dataset: Dataset, label_id, direction: str) -> list[Label]:
+    """Move one label one place up or down in the display order (the first stays first)."""
+    order = [label.id for label in list_labels(dataset)]
+    try:
+        moved = int(label_id)
+    except (TypeError, ValueError):
+        raise _invalid("label_id", "Say which label to move") from None
+    if moved not in order:
+        raise NotFound(f"Label {moved} not found")
+    step = {"up": -1, "down": 1}.get(direction)
+    if step is None:
+        raise _invalid("direction", "direction must be up or down")
+    index, other = order.index(moved), order.index(moved) + step
+    if 0 <= other < len(order):
+        order[index], order[other] = order[other], order[index]
+    return reorder_labels(dataset, order)
+
+
 def copy_labels(dataset: Dataset, source_id, user: User) -> dict:
     """Copy another dataset's labels; existing names are skipped, clashing shortcuts dropped."""
     if isinstance(source_id, bool) or not isinstance(source_id, int):

@@ -32,9 +32,18 @@ def _remaining(label_ids: list[int]) -> int:
     return db.session.scalar(select(func.count(func.distinct(Annotation.image_id))).where(Annotation.label_id.in_(label_ids)))
 
 
-def _record(image_ids: list[int], user_id: int | None, action: str) -> None:
-    for image in db.session.scalars(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)):
+def _claim(image_ids: list[int]) -> list[Image]:
+    """Claim the chunk's images' next revisions (row locks, in id order) before touching their
+    annotations: a save claims its image first too, so a save and a job never wait on each other
+    in opposite orders."""
+    images = list(db.session.scalars(select(Image).where(Image.id.in_(image_ids)).order_by(Image.id)))
+    for image in images:
         claim_revision(image)
+    return images
+
+
+def _record(images: list[Image], user_id: int | None, action: str) -> None:
+    for image in images:
         record_revision(image, user_id, action)
 
 
@@ -70,6 +79,7 @@ def merge_labels(job_id: str, dataset_id: int, label_ids: list[int], name: str, 
         run.progress(done, done + _remaining(source_ids), f"Merging into {target.name}", force=True)
         removed = 0
         while image_ids := _next_images(source_ids):
+            images = _claim(image_ids)
             db.session.execute(
                 update(Annotation).where(Annotation.image_id.in_(image_ids), Annotation.label_id.in_(source_ids))
                 .values(label_id=target.id).execution_options(synchronize_session=False)
@@ -87,7 +97,7 @@ def merge_labels(job_id: str, dataset_id: int, label_ids: list[int], name: str, 
             if duplicates:
                 db.session.execute(delete(Annotation).where(Annotation.id.in_(duplicates)).execution_options(synchronize_session=False))
                 removed += len(duplicates)
-            _record(image_ids, run.job.user_id, "merge_labels")
+            _record(images, run.job.user_id, "merge_labels")
             done += len(image_ids)
             run.progress(done, max(run.job.total, done), f"Merged the annotations of {done} images", force=True)
         for label in db.session.scalars(select(Label).where(Label.id.in_(source_ids))):
@@ -112,11 +122,12 @@ def delete_label(job_id: str, dataset_id: int, label_id: int) -> dict:
         done = run.job.done
         run.progress(done, done + _remaining([label_id]), f"Deleting the annotations of {name}", force=True)
         while image_ids := _next_images([label_id]):
+            images = _claim(image_ids)
             db.session.execute(
                 delete(Annotation).where(Annotation.image_id.in_(image_ids), Annotation.label_id == label_id)
                 .execution_options(synchronize_session=False)
             )
-            _record(image_ids, run.job.user_id, "delete_label")
+            _record(images, run.job.user_id, "delete_label")
             done += len(image_ids)
             run.progress(done, max(run.job.total, done), f"Deleted the annotations of {done} images", force=True)
         db.session.delete(db.session.get(Label, label_id))

@@ -53,7 +53,10 @@ def test_delete_prefix_refuses_anything_but_a_folder_inside_a_namespace(storage,
     assert storage.exists(f"regions/{SHA_A}/0-0-1-1-1x1.jpg")
 
 
-@pytest.mark.parametrize("key", ["regions/../x", f"regions/{SHA_A}/..", f"regions/{SHA_A}//x", "/x", "regions/", "not-a-sha"])
+@pytest.mark.parametrize("key", [
+    "regions/../x", f"regions/{SHA_A}/..", f"regions/{SHA_A}//x", "/x", "regions/", "not-a-sha",
+    f"objects/{SHA_A[:2]}/{SHA_A}", f"tmp/{SHA_A}", f"exports/{SHA_A}.zip",
+])
 def test_keys_cannot_escape_or_be_empty(storage, key):
     with pytest.raises(ValueError):
         storage.put_bytes(key, b"x")

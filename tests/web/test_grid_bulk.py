@@ -100,3 +100,38 @@ def test_bulk_tags_and_folders_need_dataset_import(client, grid, role, expected)
     assert bulk(client, dataset, ids[:1], "add_tag", tag="t").status_code == expected
     assert bulk(client, dataset, ids[:1], "move_folder", to_folder="f").status_code == expected
     assert (tag_names(ids[0]), folder_of(ids[0])) == ((["t"], "f") if expected == 200 else ([], None))
+
+
+def test_deleting_annotated_and_tagged_images_keeps_every_counter_exact(client, owner):
+    from models import Dataset, Label, User
+    from services import datasets as dataset_service
+    from services import images as image_service
+    from services.annotations import replace_annotations
+
+    dataset = make_dataset(owner, name="Streets", type="detection")
+    ids = insert_images(dataset, 5)
+    car, bus = (Label(dataset_id=dataset.id, name=n, color="#e03131", default_shape="box", position=i) for i, n in enumerate(("car", "bus")))
+    db.session.add_all([car, bus])
+    db.session.commit()
+    box = {"shape": "box", "geometry": {"x": 1, "y": 1, "width": 5, "height": 5}}
+    user = db.session.get(User, owner.id)
+    for image_id, labels in zip(ids, ([car], [car, car, bus], [bus], [])):
+        replace_annotations(db.session.get(Image, image_id), user, [{"label_id": label.id, **box} for label in labels], 0)
+    image_service.add_tag_to_images(dataset, ids[:3], "night")
+    image_service.add_tag_to_images(dataset, ids[1:], "rain")
+
+    assert bulk(client, dataset, ids[:2], "delete").status_code == 200
+
+    db.session.expire_all()
+    def counters():
+        d = db.session.get(Dataset, dataset.id)
+        return (
+            (d.image_count, d.annotated_count, d.annotation_count),
+            {l.name: (l.image_count, l.annotation_count) for l in db.session.scalars(select(Label).where(Label.dataset_id == dataset.id))},
+            {t.name: t.image_count for t in db.session.scalars(select(Tag).where(Tag.dataset_id == dataset.id))},
+        )
+    kept = counters()
+    assert kept == ((3, 2, 1), {"car": (0, 0), "bus": (1, 1)}, {"night": 1, "rain": 3})  # an empty save counts as begun
+    dataset_service.recount(dataset.id)  # a count from scratch agrees
+    assert counters() == kept
+    db.session.rollback()

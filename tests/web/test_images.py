@@ -267,6 +267,18 @@ def test_a_lost_thumbnail_is_made_again_from_the_original(client, dataset, run_j
     assert PILImage.open(io.BytesIO(response.data)).size == (256, 171)
 
 
+def test_a_lost_thumbnail_of_an_undecodable_original_is_a_clean_error(client, dataset):
+    from core.storage import get_storage
+
+    stored = get_storage().put_stream(io.BytesIO(b"not an image at all"))
+    image_id = insert_images(dataset, 1)[0]
+    db.session.execute(db.update(Image).where(Image.id == image_id).values(storage_key=stored.key))
+    db.session.commit()
+    response = client.get(f"/datasets/{dataset.id}/images/{image_id}/thumbnail", headers={"Accept": "application/json"})
+    assert response.status_code == 422
+    assert "cannot be decoded" in response.get_json()["error"]["message"]
+
+
 def test_file_names_render_escaped_in_the_grid(client, dataset):
     ids = insert_images(dataset, 1)
     db.session.execute(db.update(Image).where(Image.id == ids[0]).values(file_name='"><img src=x onerror=alert(1)>.jpg'))

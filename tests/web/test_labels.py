@@ -200,6 +200,10 @@ def test_a_stale_drag_and_drop_order_keeps_the_stored_order_and_says_why(client,
     assert _row_order(html) == ["a", "b", "c"] and [label.name for label in _labels(dataset)] == ["a", "b", "c"]
     response = client.post(_url(dataset, "reorder"), headers=HX, data={"label_ids": ["x"]})
     assert response.status_code == 422 and 'id="reorder-error"' in response.get_data(as_text=True)
+    # Moving a label someone deleted meanwhile: the stored list, and why nothing moved.
+    response = client.post(_url(dataset, "reorder"), headers=HX, data={"label_id": str(c.id + 100), "direction": "up"})
+    assert response.status_code == 409 and "not found" in response.get_data(as_text=True)
+    assert _row_order(response.get_data(as_text=True)) == ["a", "b", "c"]
 
 
 def test_copy_labels_from_another_dataset_says_what_was_skipped_and_dropped(client, owner, dataset):
