@@ -62,7 +62,7 @@ def show(dataset, image):
         "grid": url_for("images.index", dataset_id=dataset.id, **nav),
     }
     config = {
-        "dataset_id": dataset.id, "image_id": image.id, "width": image.width, "height": image.height,
+        "dataset_id": dataset.id, "image_id": image.id, "user_id": current_user.id, "width": image.width, "height": image.height,
         "type": dataset.type.value, "shapes": list(SHAPES_BY_TYPE[dataset.type]),
         "single_tag": dataset.type in SINGLE_TAG_TYPES, "labels": _labels(dataset), "urls": urls,
         "can_annotate": _can_annotate(image),

@@ -90,8 +90,9 @@ def test_polyline_points_and_circle_drawn_labelled_by_key_and_reloaded(page):
     assert flat(stored[1]["geometry"]["points"]) == pytest.approx([270, 50, 290, 60, 300, 90], abs=1.0)
     circle = stored[2]["geometry"]
     assert (circle["cx"], circle["cy"], circle["r"]) == pytest.approx((120, 215, 30), abs=1.0)
+    # The canvas sends back each row's id, so the server keeps the author of what a save leaves alone.
     assert page.evaluate("() => window.loupeLabeling.annotations") == [
-        {k: a[k] for k in ("label_id", "shape", "geometry", "attributes", "text")} for a in stored
+        {k: a[k] for k in ("id", "label_id", "shape", "geometry", "attributes", "text")} for a in stored
     ]
     assert errors == []
 
@@ -221,4 +222,46 @@ def test_a_new_shape_takes_its_labels_attribute_defaults_and_a_new_label_keeps_o
     wait_all_saved(page)
     (stored,) = server_annotations(image_id)
     assert (stored["label_id"], stored["attributes"], stored["text"]) == (box.id, {"brand": "b", "layers": 2}, None)
+    assert errors == []
+
+
+def test_saving_keeps_authors_and_untouched_predictions_and_drops_values_a_label_no_longer_takes(page):
+    from models import Annotation, Image, User
+
+    author, editor = make_user(name="Ann Author"), make_user(name="Ed Editor")
+    dataset = make_dataset(editor, name="Street", type="detection")
+    (image_id,) = add_images(dataset, 1)
+    car = add_label(dataset, "car", "1", "box", "#e03131", 0)
+    sign = add_label(dataset, "sign", "2", "box", "#1971c2", 1)
+
+    def box(x, y):
+        return {"x": x, "y": y, "width": 40, "height": 30}
+
+    # As left by an older label set (car had an attribute and OCR text then) and a model's import.
+    db.session.add_all([
+        Annotation(image_id=image_id, label_id=car.id, shape="box", geometry=box(20, 20), attributes={"gone": "x"}, text="AB1", author_id=author.id),
+        Annotation(image_id=image_id, label_id=sign.id, shape="box", geometry=box(120, 20), source="prediction", score=0.9),
+        Annotation(image_id=image_id, label_id=car.id, shape="box", geometry=box(220, 20), author_id=author.id),
+    ])
+    db.session.commit()
+    errors = open_canvas(page, editor, dataset, image_id)
+
+    def stored():
+        return [(a["label_id"], a["geometry"]["x"], a["author_id"], a["source"], a["score"], a["attributes"], a["text"]) for a in server_annotations(image_id)]
+
+    drag(page, (60, 150), (180, 215))  # a new box: the save must not be refused over the old values
+    wait_saved(page, 1)
+    assert stored()[:3] == [
+        (car.id, 20, editor.id, "human", None, {}, None),  # cleaned, so changed: now the editor's
+        (sign.id, 120, None, "prediction", 0.9, {}, None),  # untouched prediction stays one
+        (car.id, 220, author.id, "human", None, {}, None),  # untouched: still the author's
+    ]
+    drag(page, (60, 240), (100, 280))  # a second save: the rows got new ids, the canvas follows
+    wait_saved(page, 2)
+    assert stored()[1:3] == [(sign.id, 120, None, "prediction", 0.9, {}, None), (car.id, 220, author.id, "human", None, {}, None)]
+
+    page.get_by_role("button", name="Select").click()
+    drag(page, (140, 35), (150, 45))  # moving the prediction makes it a person's work
+    wait_saved(page, 3)
+    assert stored()[1] == (sign.id, 130, editor.id, "human", None, {}, None)
     assert errors == []

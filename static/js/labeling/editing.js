@@ -95,8 +95,8 @@ export function pickLabel(label) {
     return;
   }
   state.currentLabel = label.id;
-  // Drawing tools follow the label's default shape; the select tool only while nothing is selected.
-  if (shapes.includes(label.default_shape) && (state.tool !== "select" || state.selected < 0)) setTool(label.default_shape);
+  // Picking a label means drawing one next, so its default shape's tool comes with it.
+  if (shapes.includes(label.default_shape)) setTool(label.default_shape);
   renderPalette();
 }
 

@@ -11,11 +11,10 @@ function inField(target) {
   return target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
 }
 
-/** The label whose shortcut is this key; case-sensitive first, so "a" and "A" may be two labels. */
+/** The label whose shortcut is this key (shortcuts are stored lower-case; Shift+key stays free for the editor's own). */
 function labelForKey(event) {
-  if (event.ctrlKey || event.metaKey || event.altKey) return null;
-  return cfg.labels.find((l) => l.shortcut && l.shortcut === event.key)
-    || cfg.labels.find((l) => l.shortcut && l.shortcut.toLowerCase() === event.key.toLowerCase() && !event.shiftKey) || null;
+  if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return null;
+  return cfg.labels.find((l) => l.shortcut && l.shortcut === event.key.toLowerCase()) || null;
 }
 
 function onKeyDown(event) {

@@ -60,7 +60,7 @@ function attributeInput(def, value) {
   } else if (def.type === "select") {
     input = document.createElement("select");
     input.add(new Option("—", ""));
-    for (const v of def.values || def.options || []) input.add(new Option(v, v, false, v === value));
+    for (const v of def.values || []) input.add(new Option(v, v, false, v === value));
   } else {
     input = document.createElement("input");
     input.type = def.type === "number" ? "number" : "text";

@@ -47,7 +47,7 @@ function fits(def, value) {
 
 // The attributes a shape of this label carries: the values it had that the label also defines,
 // else the label's defaults (so a new shape starts as the Labels page promised).
-export function attributesFor(label, previous = {}) {
+function attributesFor(label, previous = {}) {
   const out = {};
   for (const def of (label && label.attributes) || []) {
     if (!def.name) continue;
@@ -57,15 +57,35 @@ export function attributesFor(label, previous = {}) {
   return out;
 }
 
+// Each annotation carries a key of its own for the editor's life: the server gives its rows new
+// ids on every save, and undo brings back older copies, so ids are looked up by key (store.js).
+let lastKey = 0;
+export const nextKey = () => ++lastKey;
+
 export function newAnnotation(labelId, shape, geometry) {
-  return { label_id: labelId, shape, geometry, attributes: attributesFor(labelById(labelId)), text: null };
+  return { key: nextKey(), label_id: labelId, shape, geometry, attributes: attributesFor(labelById(labelId)), text: null };
 }
 
 // Moving a shape to another label keeps only what that label takes: its attributes, and the
 // OCR text if it has one.
 export function relabel(ann, labelId) {
+  if (ann.label_id === labelId) return;
   const label = labelById(labelId);
   ann.label_id = labelId;
   ann.attributes = attributesFor(label, ann.attributes || {});
   if (!label || !label.with_text) ann.text = null;
+}
+
+// An annotation as its label takes it now. Labels change after annotations are made (an attribute
+// removed, OCR text turned off, labels merged), and the server refuses values the label does not
+// define, which would leave the image unsaveable by a value nobody can see. No defaults are added.
+export function fitToLabel(ann) {
+  const label = labelById(ann.label_id);
+  if (!label) return ann; // a deleted label: the server says so, in words
+  const defs = new Map((label.attributes || []).filter((d) => d.name).map((d) => [d.name, d]));
+  ann.attributes = Object.fromEntries(
+    Object.entries(ann.attributes || {}).filter(([name, value]) => defs.has(name) && fits(defs.get(name), value)),
+  );
+  if (!label.with_text) ann.text = null;
+  return ann;
 }

@@ -4,7 +4,7 @@ import { render } from "./canvas.js";
 import { $, toast } from "./dom.js";
 import { clone } from "./geometry.js";
 import { replaceAnnotations } from "./history.js";
-import { cfg, state } from "./state.js";
+import { cfg, fitToLabel, nextKey, state } from "./state.js";
 
 const SAVE_DELAY = 600;
 const MAX_RETRY = 30000;
@@ -20,19 +20,40 @@ let saveTimer = null;
 let retryDelay = 0;
 let conflict = null;
 let saveError = null;
+let finishing = false; // a skip is on its way: no save may overtake or follow it
 let csrf = "";
 let storageKey = "";
 
+const serverIds = new Map(); // annotation key -> the id of its row in the server's latest copy
+
+// What a person can change; a prediction sent back unchanged stays a prediction (with its score).
+const fingerprint = (a) => JSON.stringify([a.label_id, a.shape, a.geometry, a.attributes || {}, a.text ?? null]);
+
 export function payload() {
-  return state.anns.map((a) => ({
-    label_id: a.label_id, shape: a.shape, geometry: a.geometry, attributes: a.attributes || {}, text: a.text ?? null,
-  }));
+  return state.anns.map((a) => {
+    const out = { label_id: a.label_id, shape: a.shape, geometry: a.geometry, attributes: a.attributes || {}, text: a.text ?? null };
+    // The row's id lets the server keep the author of what this save does not change.
+    if (serverIds.has(a.key)) out.id = serverIds.get(a.key);
+    if (a.predicted && a.predicted === fingerprint(a)) Object.assign(out, { source: "prediction", score: a.score ?? null });
+    return out;
+  });
 }
 
 function fromServer(list) {
-  return (list || []).map((a) => ({
-    label_id: a.label_id, shape: a.shape, geometry: clone(a.geometry || {}), attributes: clone(a.attributes || {}), text: a.text ?? null,
-  }));
+  return (list || []).map((a) => {
+    const ann = fitToLabel({
+      key: nextKey(), label_id: a.label_id, shape: a.shape, geometry: clone(a.geometry || {}),
+      attributes: clone(a.attributes || {}), text: a.text ?? null,
+    });
+    if (typeof a.id === "number") serverIds.set(ann.key, a.id);
+    if (a.source === "prediction") Object.assign(ann, { predicted: fingerprint(ann), score: a.score ?? null });
+    return ann;
+  });
+}
+
+/** After a save: the rows the server wrote for the annotations sent, in the order sent. */
+function adoptIds(sent, saved) {
+  sent.forEach((key, i) => saved[i] && serverIds.set(key, saved[i].id));
 }
 
 export const revision = () => base;
@@ -75,7 +96,7 @@ export function recordChange() {
 function scheduleSave(delay) {
   clearTimeout(saveTimer);
   saveTimer = null;
-  if (conflict) return;
+  if (conflict || finishing) return;
   // While offline, the retry message stays up until a save gets through.
   if (savedSeq !== changeSeq && !inflight && !retryDelay) setStatus("pending", "Unsaved changes");
   saveTimer = setTimeout(() => {
@@ -85,9 +106,10 @@ function scheduleSave(delay) {
 }
 
 async function save() {
-  if (inflight || conflict || savedSeq === changeSeq || !cfg.can_annotate) return;
+  if (inflight || conflict || finishing || savedSeq === changeSeq || !cfg.can_annotate) return;
   inflight = true;
   const seq = changeSeq;
+  const sent = state.anns.map((a) => a.key);
   setStatus("saving", "Saving…");
   let response;
   try {
@@ -107,6 +129,7 @@ async function save() {
     const data = await response.json();
     base = data.revision;
     savedSeq = seq;
+    adoptIds(sent, data.annotations || []);
     retryDelay = 0;
     showState(data.state);
     document.body.dispatchEvent(new CustomEvent("annotationsSaved", { bubbles: true }));
@@ -207,7 +230,7 @@ export async function load() {
   } catch (e) {
     kept = null;
   }
-  if (kept && Array.isArray(kept.annotations)) {
+  if (kept && Array.isArray(kept.annotations) && cfg.can_annotate) {
     // Unsaved work from an earlier visit: show it and send it again, based on the revision it
     // was made on; if the image moved on since, the server answers 409 and the bar asks.
     replaceAnnotations(fromServer(kept.annotations));
@@ -223,9 +246,15 @@ export async function load() {
 }
 
 async function reloadFromServer() {
-  const response = await fetch(cfg.urls.annotations, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-  if (!response.ok) return;
-  const data = await response.json();
+  let data;
+  try {
+    const response = await fetch(cfg.urls.annotations, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (!response.ok) throw new Error(`${response.status}`);
+    data = await response.json();
+  } catch (e) {
+    toast("Could not reload the annotations; reload the page.");
+    return;
+  }
   replaceAnnotations(fromServer(data.annotations));
   base = data.revision;
   state.selected = -1;
@@ -257,10 +286,13 @@ export async function finish(action) {
     return;
   }
   if (action === "skip") {
-    // Skip submits no annotations: drop any pending save so it cannot land afterwards.
+    // Skip submits no annotations: no pending save may land afterwards, nor a new one start.
+    finishing = true;
     clearTimeout(saveTimer);
     saveTimer = null;
     while (inflight) await new Promise((r) => setTimeout(r, 50));
+    clearTimeout(saveTimer); // an answer that arrived meanwhile may have scheduled the next save
+    saveTimer = null;
   }
   setStatus("saving", action === "submit" ? "Submitting…" : "Skipping…");
   let response;
@@ -272,11 +304,13 @@ export async function finish(action) {
       credentials: "same-origin",
     });
   } catch (e) {
+    resumeSaving();
     setStatus("offline", "Offline — not submitted; try again");
     return;
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
+    resumeSaving();
     setStatus("error", `Not ${action === "submit" ? "submitted" : "skipped"}: ${(body.error && body.error.message) || response.status}`);
     return;
   }
@@ -288,11 +322,22 @@ export async function finish(action) {
   setStatus("saved", action === "submit" ? "Submitted" : "Skipped");
   document.body.dispatchEvent(new CustomEvent("annotationsSaved", { bubbles: true }));
   if (cfg.urls.next) window.location.href = cfg.urls.next;
-  else await reloadFromServer().then(() => setStatus("saved", action === "submit" ? "Submitted" : "Skipped"));
+  else {
+    await reloadFromServer();
+    finishing = false;
+    setStatus("saved", action === "submit" ? "Submitted" : "Skipped");
+  }
+}
+
+/** A skip that did not go through: the edits made meanwhile are saved as usual. */
+function resumeSaving() {
+  finishing = false;
+  if (savedSeq !== changeSeq) scheduleSave(0);
 }
 
 export function initStore() {
-  storageKey = `loupe:annotations:${cfg.dataset_id}:${cfg.image_id}`;
+  // Per person: on a shared browser, one person's unsaved work must not be saved under another's name.
+  storageKey = `loupe:annotations:${cfg.user_id}:${cfg.dataset_id}:${cfg.image_id}`;
   try {
     csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
   } catch (e) {

@@ -51,15 +51,16 @@ function zoomAt(px, py, factor) {
 function onWheel(event) {
   event.preventDefault();
   const rect = svg.getBoundingClientRect();
-  const unit = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? rect.height : 1; // lines (Firefox), pages
+  const line = event.deltaMode === 1; // Firefox counts lines; deltaMode 2 counts pages
+  const unit = (page) => (line ? 16 : event.deltaMode === 2 ? page : 1);
   if (!event.ctrlKey && Math.abs(event.deltaX) > Math.abs(event.deltaY)) {
-    view.tx -= event.deltaX * unit;
+    view.tx -= event.deltaX * unit(rect.width);
     view.fitted = false;
     applyView();
     return;
   }
   const speed = event.ctrlKey ? 0.01 : 0.0015;
-  zoomAt(event.clientX - rect.left, event.clientY - rect.top, Math.exp(-event.deltaY * unit * speed));
+  zoomAt(event.clientX - rect.left, event.clientY - rect.top, Math.exp(-event.deltaY * unit(rect.height) * speed));
 }
 
 export function initViewport() {
