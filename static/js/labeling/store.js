@@ -209,13 +209,18 @@ function resolveConflict(keepMine) {
   setStatus("saved", "Saved");
 }
 
+/** The server's current copy: {revision, state, annotations}; throws when it cannot be had. */
+async function serverCopy() {
+  const response = await fetch(cfg.urls.annotations, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+  if (!response.ok) throw new Error(`${response.status}`);
+  return response.json();
+}
+
 export async function load() {
   setStatus("saving", "Loading…");
   let data;
   try {
-    const response = await fetch(cfg.urls.annotations, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) throw new Error(`${response.status}`);
-    data = await response.json();
+    data = await serverCopy();
   } catch (e) {
     setStatus("offline", "Offline — could not load the annotations");
     setTimeout(load, 3000);
@@ -248,9 +253,7 @@ export async function load() {
 async function reloadFromServer() {
   let data;
   try {
-    const response = await fetch(cfg.urls.annotations, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-    if (!response.ok) throw new Error(`${response.status}`);
-    data = await response.json();
+    data = await serverCopy();
   } catch (e) {
     toast("Could not reload the annotations; reload the page.");
     return;
