@@ -45,8 +45,10 @@ def wait_for_import(page, count: int, previous_job: str | None = None) -> str:
     page.wait_for_selector(f"[id='{job_id}'][data-job-status=finished]", timeout=30000)
     assert page.locator("#job-status").inner_text() == "finished"
     assert page.locator("#job-count").inner_text() == f"{count} / {count}"
-    assert page.eval_on_selector("#job-bar", "e => e.style.width") == "100%"
-    assert page.eval_on_selector("#upload-bar", "e => e.style.width") == "100%"
+    # Waited for, not read at once: htmx settles a swapped element's attributes (the bar's width
+    # among them) a moment after its text.
+    page.wait_for_function("() => document.getElementById('job-bar').style.width === '100%'")
+    page.wait_for_function("() => document.getElementById('upload-bar').style.width === '100%'")
     return job_id
 
 
