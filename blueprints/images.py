@@ -62,10 +62,7 @@ def _images(count: int) -> str:
 @bp.post("/bulk")
 @requires("dataset:import")
 def bulk(dataset):
-    try:
-        image_ids = [int(i) for i in request.form.getlist("image_ids")]
-    except ValueError:
-        raise Invalid("image_ids must be image ids") from None
+    image_ids = _form_ids()
     if not image_ids:
         raise Invalid("Select at least one image first")
     action = request.form.get("action")

@@ -1,4 +1,9 @@
-"""Domain errors: services raise them, app.py turns them into pages, partials or JSON."""
+"""Domain errors: services raise them, app.py turns them into pages, partials or JSON.
+
+Also the small checks services share on the values a request sends.
+"""
+
+import math
 
 
 class LoupeError(Exception):
@@ -48,3 +53,19 @@ def parse_choice(enum_class, value, field: str, what: str):
     except ValueError:
         allowed = ", ".join(member.value for member in enum_class)
         raise Invalid(f"Unknown {what} {value!r}; use one of {allowed}", details={"field": field}) from None
+
+
+# JSON values as a request sends them: Python's bool is an int, JSON's true is not a number.
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_id_list(value) -> bool:
+    """A list of integer ids (possibly empty)."""
+    return isinstance(value, list) and all(map(is_int, value))
+
+
+def is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

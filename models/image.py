@@ -78,7 +78,12 @@ class Image(db.Model):
 
     @property
     def thumbnail_key(self) -> str:
-        return f"thumbs/{self.storage_key}.jpg"
+        return thumbnail_key_for(self.storage_key)
+
+
+def thumbnail_key_for(storage_key: str) -> str:
+    """Where a stored file's thumbnail lives (the import job writes it, the grid serves it)."""
+    return f"thumbs/{storage_key}.jpg"
 
 
 class Tag(db.Model):

@@ -5,14 +5,13 @@ the row lock), replaces the rows, moves the image's state, records the revision,
 counters, and commits, in one transaction.
 """
 
-import math
 from collections import Counter
 from typing import Callable
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound, is_finite_number, is_int
 from core.extensions import db
 from models import (
     SHAPES,
@@ -68,10 +67,6 @@ def get_annotations(image: Image) -> dict:
 # ---- validation ----------------------------------------------------------------------------
 
 
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 class _Errors:
     def __init__(self):
         self.items: list[dict] = []
@@ -96,7 +91,7 @@ def _path(error: dict) -> str:
 def _check_point(errors: _Errors, i: int, field: str, x, y, image: Image) -> None:
     ok = True
     for name, value in (("x", x), ("y", y)):
-        if not _finite(value):
+        if not is_finite_number(value):
             errors.add(i, f"{field}.{name}" if field else name, f"must be a finite number, not {value!r}"[:200])
             ok = False
     if ok and not (-TOLERANCE <= x <= image.width + TOLERANCE and -TOLERANCE <= y <= image.height + TOLERANCE):
@@ -134,7 +129,7 @@ def _check_geometry(errors: _Errors, i: int, shape: str, geometry, image: Image)
         errors.add(i, "geometry", f"unknown keys {', '.join(sorted(map(str, extra)))}; a {shape} has " + (", ".join(keys) or "none"))
     for key in missing:
         errors.add(i, f"geometry.{key}", "is required")
-    bad = [k for k in keys if k in geometry and not _finite(geometry[k])]
+    bad = [k for k in keys if k in geometry and not is_finite_number(geometry[k])]
     for key in bad:
         errors.add(i, f"geometry.{key}", f"must be a finite number, not {geometry[key]!r}"[:200])
     if missing or bad or extra:
@@ -171,7 +166,7 @@ def _check_attributes(errors: _Errors, i: int, attributes, label: Label) -> None
         kind = definition.get("type", "text")
         if value is None:
             continue
-        if kind == "number" and not _finite(value):
+        if kind == "number" and not is_finite_number(value):
             errors.add(i, field, f"must be a finite number, not {value!r}"[:200])
         elif kind == "checkbox" and not isinstance(value, bool):
             errors.add(i, field, "must be true or false")
@@ -207,7 +202,7 @@ def validate_annotations(image: Image, annotations, labels: dict[int, Label] | N
         if unknown:
             errors.add(i, "annotation", f"unknown fields {', '.join(sorted(map(str, unknown)))}")
         label_id, shape = item.get("label_id"), item.get("shape")
-        label = labels.get(label_id) if isinstance(label_id, int) and not isinstance(label_id, bool) else None
+        label = labels.get(label_id) if is_int(label_id) else None
         if label is None:
             errors.add(i, "label_id", "is required" if label_id is None else f"{label_id!r} is not a label of this dataset"[:200])
         if shape not in SHAPES:
@@ -236,7 +231,7 @@ def validate_annotations(image: Image, annotations, labels: dict[int, Label] | N
         if source not in SOURCES:
             errors.add(i, "source", "must be human or prediction")
         score = item.get("score")
-        if score is not None and not (_finite(score) and 0 <= score <= 1):
+        if score is not None and not (is_finite_number(score) and 0 <= score <= 1):
             errors.add(i, "score", "must be a number from 0 to 1, or null")
         clean.append({
             "id": item.get("id"), "label_id": label_id, "shape": shape, "geometry": item.get("geometry", {}),
@@ -251,7 +246,7 @@ def validate_annotations(image: Image, annotations, labels: dict[int, Label] | N
 
 
 def _check_revision_number(based_on_revision) -> None:
-    if not isinstance(based_on_revision, int) or isinstance(based_on_revision, bool) or based_on_revision < 0:
+    if not is_int(based_on_revision) or based_on_revision < 0:
         raise Invalid("revision must be the number of the revision the change is based on (0 for none)", details={"field": "revision"})
 
 

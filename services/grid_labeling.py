@@ -15,7 +15,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound, is_id_list, is_int
 from core.extensions import db
 from core.permissions import is_admin, role_of
 from models import (
@@ -51,7 +51,7 @@ def default_mode(dataset: Dataset) -> str:
 
 
 def _parse_ids(image_ids) -> list[int]:
-    if not isinstance(image_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in image_ids):
+    if not is_id_list(image_ids):
         raise Invalid("image_ids must be a list of image ids", details={"field": "image_ids"})
     ids = list(dict.fromkeys(image_ids))
     if not ids:
@@ -62,7 +62,7 @@ def _parse_ids(image_ids) -> list[int]:
 
 
 def _label_of(dataset: Dataset, label_id) -> Label:
-    if not isinstance(label_id, int) or isinstance(label_id, bool):
+    if not is_int(label_id):
         raise Invalid("label_id must be the id of a label of this dataset", details={"field": "label_id"})
     label = db.session.get(Label, label_id)
     if label is None or label.dataset_id != dataset.id:

@@ -8,7 +8,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import delete, exists, func, select, tuple_, update
 
-from core.errors import Conflict, Invalid, NotFound, parse_choice
+from core.errors import Conflict, Invalid, NotFound, is_id_list, parse_choice
 from core.extensions import db
 from core.permissions import sees_all_images, visible_images
 from core.storage import TooLarge, get_storage
@@ -28,12 +28,14 @@ from models import (
     Upload,
     User,
 )
+from models.image import thumbnail_key_for
 from services import imaging
 from services.jobs import start_job
 
 PAGE = 100
 MAX_NAME = 255
 MAX_BULK = 1000
+MAX_TAG_NAME = 100  # Tag.name's column width
 
 
 def parse_split(value) -> Split:
@@ -215,7 +217,7 @@ class ImageFilter:
 
     @property
     def active(self) -> bool:
-        return bool(self.split or self.state or self.folder or self.search or self.tag)
+        return bool(self.args())
 
 
 def filtered_query(dataset: Dataset, user: User, f: ImageFilter):
@@ -294,7 +296,7 @@ def get_by_external_id(dataset: Dataset, user: User, external_id: str) -> Image:
 
 
 def _ids(dataset: Dataset, image_ids) -> list[int]:
-    if not isinstance(image_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in image_ids):
+    if not is_id_list(image_ids):
         raise Invalid("image_ids must be a list of integer ids", details={"field": "image_ids"})
     if len(image_ids) > MAX_BULK:
         raise Invalid(f"At most {MAX_BULK} images at once", details={"field": "image_ids"})
@@ -364,7 +366,7 @@ def release_if_unused(key: str) -> None:
     if not in_use:
         storage = get_storage()
         storage.delete(key)
-        storage.delete(f"thumbs/{key}.jpg")
+        storage.delete(thumbnail_key_for(key))
         from services.regions import preview_key_for, regions_prefix_for
 
         storage.delete(preview_key_for(key))
@@ -401,8 +403,8 @@ def update_image(image: Image, **changes) -> Image:
         image.folder_id = folder_for(image.dataset_id, path) if path else None
     if "tags" in changes:
         tags = changes["tags"]
-        if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 100 for t in tags):
-            raise Invalid("tags must be a list of names of 1 to 100 characters", details={"field": "tags"})
+        if not isinstance(tags, list) or not all(map(_tag_name_ok, tags)):
+            raise Invalid(f"tags must be a list of names of 1 to {MAX_TAG_NAME} characters", details={"field": "tags"})
         before = {tag.id for tag in image.tags}
         image.tags = [tag_for(image.dataset_id, name.strip()) for name in dict.fromkeys(t.strip() for t in tags)]
         after = {tag.id for tag in image.tags}
@@ -480,9 +482,7 @@ def _tag_named(dataset: Dataset, name: str) -> Tag:
 
 def rename_tag(dataset: Dataset, name: str, new_name) -> dict:
     """Rename a tag; renaming onto an existing tag merges the two (then "merged" is true)."""
-    if not isinstance(new_name, str) or not 0 < len(new_name.strip()) <= 100:
-        raise Invalid("The new tag name must have 1 to 100 characters", details={"field": "name"})
-    new_name = new_name.strip()
+    new_name = _clean_tag_name(new_name, field="name", subject="The new tag name")
     tag = _tag_named(dataset, name)
     target = db.session.scalar(select(Tag).where(Tag.dataset_id == dataset.id, Tag.name == new_name))
     if target is None:
@@ -512,9 +512,13 @@ def delete_tag(dataset: Dataset, name: str) -> int:
 # ---- bulk tags and folders (the grid's bar) -------------------------------------------------
 
 
-def _clean_tag_name(name) -> str:
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
-        raise Invalid("A tag name must have 1 to 100 characters", details={"field": "tag"})
+def _tag_name_ok(name) -> bool:
+    return isinstance(name, str) and 0 < len(name.strip()) <= MAX_TAG_NAME
+
+
+def _clean_tag_name(name, field: str = "tag", subject: str = "A tag name") -> str:
+    if not _tag_name_ok(name):
+        raise Invalid(f"{subject} must have 1 to {MAX_TAG_NAME} characters", details={"field": field})
     return name.strip()
 
 

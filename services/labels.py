@@ -1,15 +1,14 @@
 """Labels (classes) of a dataset: validate, create, update, reorder, copy; merge and delete are jobs."""
 
-import math
 import re
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from core.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound, is_finite_number, is_id_list, is_int
 from core.extensions import db
 from core.permissions import can
-from models import Annotation, Dataset, Image, Job, JobStatus, Label, User
+from models import Annotation, Dataset, Job, JobStatus, Label, User
 from models.dataset import SHAPES_BY_TYPE
 from services.jobs import start_job
 
@@ -91,7 +90,7 @@ def clean_flag(field: str, value) -> bool:
 
 
 def clean_position(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         raise _invalid("position", "position must be a whole number, 0 or more")
     return value
 
@@ -101,7 +100,7 @@ def _clean_default(where: str, kind: str, default, values: list[str]):
         if not isinstance(default, str) or len(default) > MAX_TEXT_DEFAULT:
             raise _invalid(where, f"{where}: the default of a text attribute must be text of at most {MAX_TEXT_DEFAULT} characters")
     elif kind == "number":
-        if isinstance(default, bool) or not isinstance(default, (int, float)) or not math.isfinite(default):
+        if not is_finite_number(default):
             raise _invalid(where, f"{where}: the default of a number attribute must be a finite number, not {default!r}")
     elif kind == "checkbox":
         if not isinstance(default, bool):
@@ -222,7 +221,7 @@ def update_label(dataset: Dataset, label: Label, **changes) -> Label:
 def reorder_labels(dataset: Dataset, label_ids) -> list[Label]:
     """Set the display order from the full list of the dataset's label ids."""
     labels = list_labels(dataset)
-    if not isinstance(label_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in label_ids):
+    if not is_id_list(label_ids):
         raise _invalid("label_ids", "label_ids must be a list of label ids")
     if len(set(label_ids)) != len(label_ids):
         raise _invalid("label_ids", "label_ids names a label twice")
@@ -255,7 +254,7 @@ def move_label(dataset: Dataset, label_id, direction: str) -> list[Label]:
 
 def copy_labels(dataset: Dataset, source_id, user: User) -> dict:
     """Copy another dataset's labels; existing names are skipped, clashing shortcuts dropped."""
-    if isinstance(source_id, bool) or not isinstance(source_id, int):
+    if not is_int(source_id):
         raise _invalid("from_dataset_id", "from_dataset_id must be a dataset id")
     source = db.session.get(Dataset, source_id)
     if source is None or not can(user, "dataset:view", source):
@@ -317,7 +316,8 @@ def _active_job(dataset: Dataset, kind: str, args: list) -> Job | None:
     return next((job for job in jobs if list(job.args) == args), None)
 
 
-def _images_with(label_ids: list[int]) -> int:
+def images_with_labels(label_ids: list[int]) -> int:
+    """How many images carry an annotation of any of the labels (a label job's total)."""
     if not label_ids:
         return 0
     return db.session.scalar(select(func.count(func.distinct(Annotation.image_id))).where(Annotation.label_id.in_(label_ids)))
@@ -328,13 +328,13 @@ def request_delete(dataset: Dataset, label: Label, user: User) -> Job:
     args = [dataset.id, label.id]
     return _active_job(dataset, "delete_label", args) or start_job(
         "delete_label", "workers.labels.delete_label", *args, queue="datasets", dataset=dataset, user=user,
-        total=_images_with([label.id]), message=f"Waiting for a worker to delete {label.name}",
+        total=images_with_labels([label.id]), message=f"Waiting for a worker to delete {label.name}",
     )
 
 
 def request_merge(dataset: Dataset, label_ids, name, color, user: User) -> Job:
     """Start the job that merges labels into the one named `name` (existing or new)."""
-    if not isinstance(label_ids, list) or not label_ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in label_ids):
+    if not is_id_list(label_ids) or not label_ids:
         raise _invalid("label_ids", "Choose the labels to merge (label_ids: a list of label ids)")
     label_ids = list(dict.fromkeys(label_ids))
     labels = [get_label(dataset, label_id) for label_id in label_ids]
@@ -349,7 +349,7 @@ def request_merge(dataset: Dataset, label_ids, name, color, user: User) -> Job:
     args = [dataset.id, label_ids, name, color]
     return _active_job(dataset, "merge_labels", args) or start_job(
         "merge_labels", "workers.labels.merge_labels", *args, queue="datasets", dataset=dataset, user=user,
-        total=_images_with([i for i in label_ids if not target or i != target.id]), message=f"Waiting for a worker to merge into {name}",
+        total=images_with_labels([i for i in label_ids if not target or i != target.id]), message=f"Waiting for a worker to merge into {name}",
     )
 
 
@@ -371,12 +371,3 @@ def recount_labels(dataset_id: int) -> None:
     counts = {label_id: (annotations, images) for label_id, annotations, images in rows}
     for label in db.session.scalars(select(Label).where(Label.dataset_id == dataset_id)):
         label.annotation_count, label.image_count = counts.get(label.id, (0, 0))
-
-
-def recount_annotations(dataset_id: int) -> None:
-    """Recompute the dataset's annotation counter and every label's counters (not committed)."""
-    dataset = db.session.get(Dataset, dataset_id)
-    dataset.annotation_count = db.session.scalar(
-        select(func.count(Annotation.id)).join(Image, Image.id == Annotation.image_id).where(Image.dataset_id == dataset_id)
-    )
-    recount_labels(dataset_id)

@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select, update
 from core.extensions import db
 from core.storage import get_storage
 from models import Dataset, Image, ImportItem, ImportItemStatus, Upload
+from models.image import thumbnail_key_for
 from services import imaging
 from services.images import folder_for, release_if_unused
 from workers.runtime import app_context, job_run
@@ -156,7 +157,7 @@ class _Importer:
         except imaging.ImageRejected as exc:
             return None, str(exc)
         # Content-addressed: rewriting an existing thumbnail gives the same bytes, so no exists() check.
-        self.storage.put_bytes(f"thumbs/{item.storage_key}.jpg", processed.thumbnail)
+        self.storage.put_bytes(thumbnail_key_for(item.storage_key), processed.thumbnail)
         return processed, ""
 
     def _image_row(self, item, processed: imaging.Processed) -> dict:

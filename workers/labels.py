@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from core.extensions import db
 from models import Annotation, Dataset, Image, Label
 from services.datasets import recount
+from services.labels import images_with_labels
 from services.revisions import claim_revision, record_revision
 from workers.runtime import app_context, job_run
 
@@ -24,12 +25,6 @@ def _next_images(label_ids: list[int]) -> list[int]:
         select(Annotation.image_id).where(Annotation.label_id.in_(label_ids)).group_by(Annotation.image_id)
         .order_by(Annotation.image_id).limit(CHUNK)
     ))
-
-
-def _remaining(label_ids: list[int]) -> int:
-    if not label_ids:
-        return 0
-    return db.session.scalar(select(func.count(func.distinct(Annotation.image_id))).where(Annotation.label_id.in_(label_ids)))
 
 
 def _claim(image_ids: list[int]) -> list[Image]:
@@ -76,7 +71,7 @@ def merge_labels(job_id: str, dataset_id: int, label_ids: list[int], name: str, 
         target = _target(dataset_id, name, color, sources)
         source_ids = [label.id for label in sources if label.id != target.id]
         done = run.job.done  # a re-run continues the count of the run that stopped
-        run.progress(done, done + _remaining(source_ids), f"Merging into {target.name}", force=True)
+        run.progress(done, done + images_with_labels(source_ids), f"Merging into {target.name}", force=True)
         removed = 0
         while image_ids := _next_images(source_ids):
             images = _claim(image_ids)
@@ -120,7 +115,7 @@ def delete_label(job_id: str, dataset_id: int, label_id: int) -> dict:
             return run.job.result
         name = label.name
         done = run.job.done
-        run.progress(done, done + _remaining([label_id]), f"Deleting the annotations of {name}", force=True)
+        run.progress(done, done + images_with_labels([label_id]), f"Deleting the annotations of {name}", force=True)
         while image_ids := _next_images([label_id]):
             images = _claim(image_ids)
             db.session.execute(

@@ -94,6 +94,7 @@ class HistoryArgs(Schema):
 
 
 CONFLICT = "Someone saved since the named revision; details carry current_revision, annotations, author, saved_at"
+HANDED_IN_CONFLICT = "The image is already to review or accepted, or someone saved since `revision`"
 
 
 # ---- routes --------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def replace(args, dataset, image):
 @requires("image:annotate")
 @bp.arguments(LifecycleArgs)
 @bp.response(200, AnnotationSetSchema)
-@bp.alt_response(409, description="The image is already to review or accepted, or someone saved since `revision`")
+@bp.alt_response(409, description=HANDED_IN_CONFLICT)
 def submit(args, dataset, image):
     """Hand the image in: to_review, or accepted when its task needs no review."""
     return service.submit(image, current_user, args.get("revision"))
@@ -130,7 +131,7 @@ def submit(args, dataset, image):
 @requires("image:annotate")
 @bp.arguments(LifecycleArgs)
 @bp.response(200, AnnotationSetSchema)
-@bp.alt_response(409, description="The image is already to review or accepted, or someone saved since `revision`")
+@bp.alt_response(409, description=HANDED_IN_CONFLICT)
 def skip(args, dataset, image):
     """Submit the image with no annotations."""
     return service.skip(image, current_user, args.get("revision"))

@@ -226,7 +226,7 @@ def test_a_new_shape_takes_its_labels_attribute_defaults_and_a_new_label_keeps_o
 
 
 def test_saving_keeps_authors_and_untouched_predictions_and_drops_values_a_label_no_longer_takes(page):
-    from models import Annotation, Image, User
+    from models import Annotation
 
     author, editor = make_user(name="Ann Author"), make_user(name="Ed Editor")
     dataset = make_dataset(editor, name="Street", type="detection")
