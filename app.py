@@ -1,17 +1,15 @@
 """Loupe: create_app() for every process, and `python app.py`, the one-machine launcher."""
 
-import argparse
 import os
-import signal
-import subprocess
-import sys
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from core import http
 from core.config import load_config
 from core.errors import LoupeError
 from core.extensions import api, csrf, db, htmx, login_manager, migrate
@@ -31,6 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     api.init_app(app)
+    http.init_app(app)
 
     from blueprints import register_blueprints
     from cli import register_cli
@@ -45,7 +44,18 @@ def create_app(config: dict | None = None) -> Flask:
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record):
     # SQLite ignores foreign keys (and so ON DELETE) unless asked, per connection; WAL lets the
-    # worker write while pages read.
+    # worker write while pages read. Every process (web, `python -m workers`, a bare `rq worker`)
+    # imports this module through create_app(), so every connection gets these.
+    #
+    # Concurrent writers wait in busy_timeout rather than fail with "database is locked". That is
+    # enough, with no retry or BEGIN IMMEDIATE, because the sqlite3 driver (legacy transaction
+    # control, which SQLAlchemy keeps) opens a transaction only at its first INSERT/UPDATE/DELETE:
+    # reads before it hold no snapshot, so no transaction ever upgrades from reading to writing (the
+    # SQLITE_BUSY that waiting cannot cure), and reads never queue behind writers as they would if
+    # every transaction began IMMEDIATE. What is left is a write held longer than the timeout,
+    # which bounded requests (services/images.py MAX_BULK, MAX_TAGS_PER_IMAGE) and jobs that
+    # commit in chunks prevent. Turning on the driver's autocommit=False or a "BEGIN" event would
+    # change this and need BEGIN IMMEDIATE for writes.
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -81,10 +91,22 @@ def _register_error_handlers(app: Flask) -> None:
     def domain_error(exc: LoupeError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
+    @app.errorhandler(OperationalError)
+    def database_busy(exc: OperationalError):
+        # SQLite only: a write that waited out the whole busy timeout behind another one. Rare (see
+        # _sqlite_pragmas), and nothing of this request was kept, so it is safe to send again.
+        if "database is locked" not in str(exc.orig):
+            raise exc
+        db.session.rollback()
+        response = make_response(error_response(503, "database_busy", "The database is busy with another change; nothing was saved, try again in a moment"))
+        response.headers["Retry-After"] = "1"
+        return response
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         messages = {
-            413: f"The request is larger than the limit of {human_size(app.config['MAX_CONTENT_LENGTH'])}",
+            # The request's own limit: a JSON body has a smaller one than an upload (core/http.py).
+            413: f"The request is larger than the limit of {human_size(request.max_content_length)}",
             405: "This method is not allowed here",
             404: "Not found",
         }
@@ -95,7 +117,12 @@ def _register_error_handlers(app: Flask) -> None:
         details = getattr(exc, "data", {}).get("messages") if exc.code == 422 else None
         if details:
             code, message = "invalid", _validation_message(details)
-        return error_response(exc.code or 500, code, message, details)
+        response = make_response(error_response(exc.code or 500, code, message, details))
+        # Keep the headers the exception's own answer carries, e.g. Allow on a 405 (RFC 9110).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
 
 def _validation_message(messages: dict) -> str:
@@ -127,51 +154,10 @@ def human_size(n: int | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run Loupe on one machine: embedded Redis, one worker, the web server."""
-    parser = argparse.ArgumentParser(description="Run Loupe on its embedded defaults")
-    parser.add_argument("--host", default=os.environ.get("LOUPE_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("LOUPE_PORT", "5000")))
-    parser.add_argument("--instance", default=os.environ.get("LOUPE_INSTANCE_DIR", "instance"))
-    args = parser.parse_args(argv)
-    os.environ["LOUPE_INSTANCE_DIR"] = os.path.abspath(args.instance)
+    """`python app.py`: the one-machine launcher (core/launcher.py)."""
+    from core.launcher import main as launch
 
-    from flask_migrate import upgrade
-
-    from core.queues import get_redis, redis_url_of, stop_embedded_redis
-    from services.accounts import create_user, needs_first_admin
-
-    app = create_app()
-    with app.app_context():
-        upgrade()
-        # The worker process joins this process's Redis (embedded or not) through its URL.
-        os.environ["REDIS_URL"] = app.config["REDIS_URL"] = redis_url_of(get_redis())
-        credentials = None
-        if needs_first_admin():
-            user, password = create_user("admin@localhost", display_name="Admin", is_admin=True)
-            credentials = (user.email, password)
-    here = os.path.dirname(os.path.abspath(__file__))
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=here, env=os.environ.copy())
-    url = f"http://{args.host}:{args.port}/"
-    print(f"\nLoupe is running at {url}")
-    if credentials:
-        print(f"Sign in as {credentials[0]} with password {credentials[1]} (shown once; change it on your profile).")
-    else:
-        print("Sign in with an existing account (create one: flask --app app users create EMAIL --admin).")
-    print(f"Data lives in {app.config['LOUPE_INSTANCE_DIR']}. Stop with Ctrl+C.\n", flush=True)
-    # A plain `kill` must also stop the worker and the embedded Redis, not orphan them.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        from waitress import serve
-
-        serve(app, host=args.host, port=args.port, threads=8, max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        with app.app_context():
-            stop_embedded_redis(get_redis())
+    launch(create_app, argv)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,28 @@
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import inspect
 
 from core.errors import LoupeError
+from core.extensions import db
 from models import User
 from services.accounts import create_token, create_user
 
-users = AppGroup("users", help="Manage user accounts.")
-tokens = AppGroup("tokens", help="Manage API tokens.")
+
+@with_appcontext
+def _require_schema() -> None:
+    """Say what to do, rather than print a traceback, on a database that has no tables yet."""
+    if not inspect(db.engine).has_table(User.__tablename__):
+        where = db.engine.url.render_as_string(hide_password=True)
+        raise click.ClickException(
+            f"The database {where} has no tables yet: run `python app.py` once, or `flask --app app db upgrade`, then try again."
+        )
+
+
+# The groups' callback runs before any of their commands.
+users = AppGroup("users", help="Manage user accounts.", callback=_require_schema)
+tokens = AppGroup("tokens", help="Manage API tokens.", callback=_require_schema)
 
 
 @users.command("create")

@@ -32,8 +32,11 @@ Two phases, each with fresh labelers:
   50 labelers back to back measure capacity (requests/s on these cores); their latency is mostly
   time queued for one of the workers (Little's law: 50 in flight / throughput).
 
-After the run, one save and one page load are replayed in-process with SQL statements counted and
-timed (and the save split into its SQL statements), so a missed target can be traced.
+Each phase also reports where the machine's CPU went (Linux /proc): cores busy, CPU ms per request
+in gunicorn, in the PostgreSQL backends serving it (found by the connections' application_name)
+and in this client, and the cores other processes kept busy meanwhile, so a run on a busy machine
+says so. After the run, one save and one page load are replayed in-process with SQL statements
+counted and timed (and the save split into its SQL statements), so a missed target can be traced.
 The last line is JSON. Targets: save p99 <= 50 ms, page p99 <= 100 ms.
 """
 
@@ -59,6 +62,7 @@ from urllib.parse import urlencode
 from _common import PASSWORD, ROOT, emit, is_postgres, log, pg_schema_of
 
 SCHEMA = "loupe_save_bench"
+APP_NAME = "loupe-save-bench"  # the application_name of the bench's connections, to find their PostgreSQL backends
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/12"
 SAVE_P99_TARGET = 50.0
@@ -76,7 +80,7 @@ def bench_database_url() -> str:
     if not is_postgres(url):
         sys.exit("save_bench needs PostgreSQL (DATABASE_URL=postgresql://...)")
     base = url.split("?", 1)[0]
-    return f"{base}?options=-csearch_path%3D{SCHEMA}"
+    return f"{base}?options=-csearch_path%3D{SCHEMA}&application_name={APP_NAME}"
 
 
 def schema_sql(url: str, statement: str) -> None:
@@ -369,6 +373,64 @@ class Load:
 # ---- figures -------------------------------------------------------------------------------
 
 
+def _jiffies(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (Linux /proc; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def bench_backends(url: str) -> list[int]:
+    """PIDs of the PostgreSQL backends serving the bench's connections (found by application_name)."""
+    from sqlalchemy import create_engine, text
+
+    from core.config import database_url
+
+    engine = create_engine(database_url(url.split("?", 1)[0]))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"), {"name": APP_NAME}).scalars())
+    finally:
+        engine.dispose()
+
+
+def cpu_snapshot(server: subprocess.Popen, db_url: str) -> dict | None:
+    """CPU seconds so far of the machine (busy, all cores), gunicorn (master and workers), the
+    PostgreSQL backends serving it (when PostgreSQL runs on this machine) and this client.
+
+    Whatever else runs on the machine shows as "other": busy minus those three.
+    """
+    if not Path("/proc/stat").exists():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    idle = int(cpu[3]) + int(cpu[4])  # idle + iowait
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    mine = os.times()
+    return {
+        "busy": (sum(int(x) for x in cpu[:8]) - idle) / tick, "wall": time.monotonic(),
+        "gunicorn": sum(_jiffies(pid) for pid in [server.pid, *workers]) / tick, "client": mine.user + mine.system,
+        "postgres": sum(_jiffies(pid) for pid in bench_backends(db_url)) / tick,
+    }
+
+
+def cpu_use(before: dict | None, after: dict | None, requests: int) -> dict:
+    """Cores busy during a phase, split by who used them, and CPU ms per request."""
+    if before is None or after is None or not requests:
+        return {}
+    wall = after["wall"] - before["wall"]
+    parts = ("gunicorn", "postgres", "client")
+    spent = {key: after[key] - before[key] for key in ("busy", *parts)}
+    other = max(0.0, spent["busy"] - sum(spent[key] for key in parts))
+    return {
+        "cores_busy": round(spent["busy"] / wall, 2), "cores": os.cpu_count(), "other_cores_busy": round(other / wall, 2),
+        **{f"{key}_cpu_ms_per_request": round(1000 * spent[key] / requests, 1) for key in parts},
+    }
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -469,13 +531,18 @@ def probe_in_process(app, seeded: dict, api: bool) -> dict:
 # ---- main ----------------------------------------------------------------------------------
 
 
-def run_phase(port: int, seeded: dict, args, think: float, seconds: float, access_log: Path) -> dict:
+def run_phase(server: subprocess.Popen, db_url: str, port: int, seeded: dict, args, think: float, seconds: float, access_log: Path) -> dict:
     """One load phase with fresh labelers (each signs in again); its figures, printed and returned."""
     name = f"think {think:g} s" if think else "back to back (saturation: no pause between requests)"
     load = Load(port, seeded, args.api, think, args.fixed_boxes, args.max_requests)
     # Access-log lines written before the barrier (sign-ins, first page) are skipped below.
     mark = {}
-    elapsed = load.run(seconds, on_start=lambda: mark.update(line=len(access_log.read_text().splitlines())))
+
+    def on_start():
+        mark.update(line=len(access_log.read_text().splitlines()), cpu=cpu_snapshot(server, db_url))
+
+    elapsed = load.run(seconds, on_start=on_start)
+    cpu_after = cpu_snapshot(server, db_url)
     time.sleep(0.5)  # let the access log flush
     until = len(access_log.read_text().splitlines())
     pages = [ms for l in load.labelers for ms in l.page_ms]
@@ -493,6 +560,11 @@ def run_phase(port: int, seeded: dict, args, think: float, seconds: float, acces
         log(f"{label:14}{pct(values, 50):8.1f}{pct(values, 90):8.1f}{pct(values, 99):8.1f}{max(values, default=float('nan')):8.1f}")
     log("  client = wall time seen by the labeler; server = time inside a gunicorn worker (%(D)s);")
     log("  the difference is waiting in the listen queue for one of the workers (and the client's own overhead).")
+    cpu = cpu_use(mark.get("cpu"), cpu_after, len(saves) + len(pages))
+    if cpu:
+        log(f"  CPU: {cpu['cores_busy']:g} of {cpu['cores']} cores busy, {cpu['other_cores_busy']:g} of them by other processes than the bench's; "
+            f"per request {cpu['gunicorn_cpu_ms_per_request']:g} ms in gunicorn, {cpu['postgres_cpu_ms_per_request']:g} ms in PostgreSQL, "
+            f"{cpu['client_cpu_ms_per_request']:g} ms in this client")
     return {
         "think_s": think, "seconds": round(elapsed, 1), "saves": len(saves), "pages": len(pages),
         "conflicts": conflicts, "errors": len(errors),
@@ -501,6 +573,7 @@ def run_phase(port: int, seeded: dict, args, think: float, seconds: float, acces
         "saves_per_s": round(len(saves) / elapsed, 1), "requests_per_s": round((len(saves) + len(pages)) / elapsed, 1),
         "save_server_p50_ms": round(pct(server_side["save"], 50), 1), "save_server_p99_ms": round(pct(server_side["save"], 99), 1),
         "page_server_p50_ms": round(pct(server_side["page"], 50), 1), "page_server_p99_ms": round(pct(server_side["page"], 99), 1),
+        **cpu,
     }
 
 
@@ -555,9 +628,9 @@ def main(argv=None) -> int:
         server = start_gunicorn(env, port, args.workers, args.worker_class, args.threads, tmp)
         log(f"  gunicorn pid {server.pid} on 127.0.0.1:{port}")
 
-        phases = {"paced": run_phase(port, seeded, args, args.think, seconds, tmp / "access.log")}
+        phases = {"paced": run_phase(server, db_url, port, seeded, args, args.think, seconds, tmp / "access.log")}
         if not args.no_saturation:
-            phases["saturated"] = run_phase(port, seeded, args, 0.0, seconds / 2, tmp / "access.log")
+            phases["saturated"] = run_phase(server, db_url, port, seeded, args, 0.0, seconds / 2, tmp / "access.log")
         stop(server)
         paced = phases["paced"]
         figures = {key: paced[key] for key in ("save_p50_ms", "save_p99_ms", "page_p50_ms", "page_p99_ms", "saves_per_s")}

@@ -1,13 +1,12 @@
 """Blueprint registration and the app-wide default deny (every route needs a user unless @public)."""
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_login import current_user
 
 from core.errors import Unauthorized
 # Not imported as `api`: importing the blueprints.api package rebinds that name in this module.
 from core.extensions import api as openapi
 from core.extensions import csrf, login_manager
-from core.extensions import db
 from models import User
 from services.accounts import user_for_token
 
@@ -19,17 +18,16 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth, datasets, images, uploads, labels, labeling, jobs, profile, admin):
         app.register_blueprint(module.bp)
     for bp in API_BLUEPRINTS:
-        csrf.exempt(bp)  # the API authenticates by token only, never by cookie, so CSRF cannot apply
+        csrf.exempt(bp)  # _api_user checks CSRF itself, on cookie-authenticated writes only
         openapi.register_blueprint(bp)
 
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id))
+    # Every request: a session or remember-me cookie of an ended generation signs nobody in.
+    login_manager.user_loader(User.from_session_id)
 
     @app.before_request
     def authenticate():
         if request.path.startswith("/api/v1/") and request.blueprint != "api-docs":
-            g._login_user = _token_user()  # flask-login's current_user reads g._login_user
+            g._login_user = _api_user()  # flask-login's current_user reads g._login_user
             return
         view = app.view_functions.get(request.endpoint)
         if request.endpoint in (None, "static", "api-docs.openapi_json") or request.blueprint == "api-docs" or getattr(view, "public", False):
@@ -38,11 +36,19 @@ def register_blueprints(app: Flask) -> None:
             raise Unauthorized("Sign in to continue")
 
 
-def _token_user() -> User:
+def _api_user() -> User:
+    """The API caller: by token when an Authorization header is sent, else by the browser's session."""
     header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
     if not header:
-        raise Unauthorized("Send an API token: Authorization: Token <token>")
+        user = current_user._get_current_object()
+        if not user.is_authenticated:
+            raise Unauthorized("Send an API token (Authorization: Token <token>) or sign in")
+        # A cookie is sent by the browser on its own, so a cookie-authenticated write must prove
+        # it comes from a Loupe page (X-CSRFToken); a token is never sent implicitly.
+        if current_app.config.get("WTF_CSRF_ENABLED", True):
+            csrf.protect()
+        return user
+    scheme, _, secret = header.partition(" ")
     if scheme.lower() not in ("token", "bearer") or not secret.strip():
         raise Unauthorized("The Authorization header must be 'Token <token>' or 'Bearer <token>'")
     user = user_for_token(secret.strip())

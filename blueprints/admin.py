@@ -1,7 +1,7 @@
 """Site admin: create, deactivate, reset and promote user accounts."""
 
 from flask import Blueprint, request
-from flask_login import current_user
+from flask_login import current_user, login_user
 from sqlalchemy import select
 
 from core.errors import LoupeError, NotFound
@@ -54,6 +54,8 @@ def update_user(user_id: int):
         if action == "reset_password":
             new_password = request.form.get("password") or accounts.generate_password()
             accounts.update_user(user, password=new_password, by=current_user)
+            if user.id == current_user.id:  # the reset ended every session; keep the admin's own one
+                login_user(user)
         elif action in changes:
             accounts.update_user(user, by=current_user, **changes[action])
         else:

@@ -7,7 +7,7 @@ from flask_login import current_user, login_user, logout_user
 
 from core.errors import Invalid, TooMany
 from core.permissions import public
-from services.accounts import authenticate, create_user, needs_first_admin
+from services.accounts import authenticate, create_user, end_sessions, needs_first_admin
 
 bp = Blueprint("auth", __name__)
 
@@ -46,6 +46,7 @@ def login_submit():
 
 @bp.post("/logout")
 def logout():
+    end_sessions(current_user)  # every browser of the user, not only this one
     logout_user()
     return redirect(url_for("auth.login"), 303)
 

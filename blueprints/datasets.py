@@ -3,7 +3,7 @@
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from core.errors import Invalid, LoupeError
+from core.errors import INT32_MAX, Conflict, Forbidden, Invalid, LoupeError, parse_int
 from core.htmx import hx_redirect, is_htmx, render
 from core.permissions import requires
 from models import DatasetType, Role
@@ -15,7 +15,7 @@ bp = Blueprint("datasets", __name__, url_prefix="/datasets")
 
 def _int_arg(name: str, default: int) -> int:
     try:
-        return int(request.args.get(name, default))
+        return parse_int(str(request.args.get(name, default)), INT32_MAX)
     except ValueError:
         raise Invalid(f"{name} must be a whole number", details={"field": name}) from None
 
@@ -36,6 +36,7 @@ def index():
         "datasets/index.html", "partials/datasets/_list.html",
         datasets=items, total=total, q=q, page=q.offset // q.limit + 1, pages=max(1, -(-total // q.limit)),
         previews=service.preview_image_ids(items, current_user), statuses={d.id: dataset_status(d) for d in items}, types=list(DatasetType),
+        counters=service.counters_of(items, current_user),
     )
 
 
@@ -56,7 +57,7 @@ def create():
 
 def _overview(dataset, status_code: int = 200, **extra):
     return render_template(
-        "datasets/show.html", dataset=dataset, stats=service.stats(dataset), status=dataset_status(dataset),
+        "datasets/show.html", dataset=dataset, stats=service.stats(dataset, current_user), status=dataset_status(dataset),
         jobs=recent_jobs(current_user, dataset, limit=10), members=service.list_members(dataset), roles=list(Role), **extra,
     ), status_code
 
@@ -110,28 +111,34 @@ def refresh_counters(dataset):
     return hx_redirect(target) if is_htmx() else redirect(target, 303)
 
 
-def _members_response(dataset, error: str | None = None):
+def _members_response(dataset, error: LoupeError | None = None, status: int | None = None):
+    status = status or (error.status if error else 200)
     if not is_htmx():
         if error:
-            return _overview(dataset, 422, member_error=error)
+            return _overview(dataset, status, member_error=error.message)
         return redirect(url_for("datasets.show", dataset_id=dataset.id), 303)
     return render_template(
-        "partials/datasets/_members.html", dataset=dataset, members=service.list_members(dataset), roles=list(Role), member_error=error
-    ), 422 if error else 200
+        "partials/datasets/_members.html", dataset=dataset, members=service.list_members(dataset), roles=list(Role),
+        member_error=error.message if error else None,
+    ), status
 
 
 @bp.post("/<int:dataset_id>/members")
 @requires("dataset:members")
 def add_member(dataset):
     try:
-        service.add_member(dataset, request.form.get("email", ""), request.form.get("role", ""))
+        service.add_member(dataset, request.form.get("email", ""), request.form.get("role", ""), by=current_user)
     except LoupeError as exc:
-        return _members_response(dataset, exc.message)
+        # The role rules answer 403/409 as the API does; an unknown email or role is the form's fault.
+        return _members_response(dataset, exc, None if isinstance(exc, (Forbidden, Conflict)) else 422)
     return _members_response(dataset)
 
 
 @bp.post("/<int:dataset_id>/members/<int:member_id>/delete")
 @requires("dataset:members")
 def remove_member(dataset, member_id: int):
-    service.remove_member(dataset, member_id)
+    try:
+        service.remove_member(dataset, member_id, by=current_user)
+    except (Forbidden, Conflict) as exc:  # the role rules; a member not found is the error page's
+        return _members_response(dataset, exc)
     return _members_response(dataset)

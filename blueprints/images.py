@@ -4,12 +4,13 @@ from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from core.errors import Forbidden, Invalid
+from core.errors import INT32_MAX, Forbidden, Invalid, parse_int
 from core.extensions import db
-from core.files import MEDIA_TYPES, send_object
+from core.files import send_object, send_original
 from core.htmx import fragment, is_htmx, render
 from core.permissions import requires
 from models import Image, ImageState, Split
+from services import bulk as bulk_service
 from services import grid_labeling
 from services import images as service
 
@@ -34,8 +35,10 @@ def _tile_context(dataset, images) -> dict:
 
 def _grid_context(dataset, f):
     images, next_cursor = service.grid_page(dataset, current_user, f)
-    # Infinite-scroll pages (a cursor) show no count, so they do not pay for one.
-    total = None if f.after else service.count_images(dataset, current_user, f, cap=GRID_COUNT_CAP)
+    # Infinite-scroll pages (a cursor, asked by htmx) show no count, so they do not pay for one; a
+    # full page opened at a cursor (a reload, a shared link) still shows the grid bar and its count.
+    scrolling = f.after and is_htmx()
+    total = None if scrolling else service.count_images(dataset, current_user, f, cap=GRID_COUNT_CAP)
     return {
         "dataset": dataset, "images": images, "next_cursor": next_cursor, "f": f, "total": total, "cap": GRID_COUNT_CAP,
         **_tile_context(dataset, images),
@@ -51,7 +54,7 @@ def index(dataset):
     partial = "partials/images/_tiles.html" if f.after else "partials/images/_grid.html"
     return render(
         "images/index.html", partial, **context,
-        splits=list(Split), states=list(ImageState), folders=service.folders_of(dataset), tags=service.list_tags(dataset),
+        splits=list(Split), states=list(ImageState), folders=service.folders_of(dataset, current_user), tags=service.list_tags(dataset, current_user),
     )
 
 
@@ -62,36 +65,53 @@ def _images(count: int) -> str:
 @bp.post("/bulk")
 @requires("dataset:import")
 def bulk(dataset):
-    image_ids = _form_ids()
-    if not image_ids:
-        raise Invalid("Select at least one image first")
-    action = request.form.get("action")
-    if action == "delete":
-        count = service.delete_images(dataset, image_ids)
-        message = f"Deleted {_images(count)}"
-    elif action == "set_split":
-        count = service.set_split(dataset, image_ids, request.form.get("split", ""))
-        message = f"Moved {_images(count)} to {request.form.get('split')}"
-    elif action == "add_tag":
-        count = service.add_tag_to_images(dataset, image_ids, request.form.get("tag", ""))
-        message = f"Tagged {_images(count)} {request.form.get('tag', '').strip()!r}"
-    elif action == "remove_tag":
-        count = service.remove_tag_from_images(dataset, image_ids, request.form.get("tag", ""))
-        message = f"Removed the tag {request.form.get('tag', '').strip()!r} from {_images(count)}"
-    elif action == "move_folder":
-        count = service.move_to_folder(dataset, image_ids, request.form.get("to_folder", ""))
-        where = service.clean_folder_path(request.form.get("to_folder", "")) or "the top level"
-        message = f"Moved {_images(count)} to {where}"
-    else:
-        raise Invalid(f"Unknown bulk action {action!r}")
+    """A bulk action on the selected images, or (all_matching) on every image the grid's filter matches."""
     f = service.ImageFilter.from_args(request.args)
+    action = request.form.get("action", "")
+    if action not in service.BULK_CHANGES:
+        raise Invalid(f"Unknown bulk action {action!r}", details={"field": "action"})
+    params = {name: request.form.get(name, "") for name in service.BULK_CHANGES[action][0]}
+    if request.form.get("all_matching"):
+        outcome = bulk_service.apply_to_filter(dataset, current_user, action, f, params)
+    else:
+        image_ids = _form_ids()
+        if not image_ids:
+            raise Invalid("Select at least one image first")
+        outcome = bulk_service.BulkOutcome(service.apply_bulk_change(dataset, action, image_ids, params))
     return render(
-        "images/index.html", "partials/images/_grid.html", **_grid_context(dataset, f),
-        notice=message, trigger="imagesChanged",
-        # The bar's tag and folder suggestions are part of the swapped grid, so they come along.
-        tags=service.list_tags(dataset), folders=service.folders_of(dataset),
-        # These change tag counts (or add a tag), which the tag filter and manager also show.
+        "images/index.html", "partials/images/_bulk_result.html", **_grid_context(dataset, f),
+        notice=_bulk_notice(action, params, outcome), job=outcome.job, trigger=None if outcome.job else "imagesChanged",
+        # The bar's tag and folder suggestions come along, as the tag manager and filter do when
+        # tag counts change (or a tag is added).
+        tags=service.list_tags(dataset, current_user), folders=service.folders_of(dataset, current_user),
         refresh_tags=action in ("add_tag", "remove_tag", "delete"),
+    )
+
+
+def _bulk_notice(action: str, params: dict, outcome) -> str:
+    if outcome.job:
+        return f"A job is going through the {outcome.count:,} matching images; its progress is below"
+    count = outcome.count
+    if action == "delete":
+        return f"Deleted {_images(count)}"
+    if action == "set_split":
+        return f"Moved {_images(count)} to {params['split']}"
+    if action == "add_tag":
+        return f"Tagged {_images(count)} {params['tag'].strip()!r}"
+    if action == "remove_tag":
+        return f"Removed the tag {params['tag'].strip()!r} from {_images(count)}"
+    return f"Moved {_images(count)} to {service.clean_folder_path(params['to_folder']) or 'the top level'}"
+
+
+@bp.post("/tiles")
+@requires("dataset:view")
+def tiles(dataset):
+    """The current tiles of images the grid shows (after a bulk action or its job), to redraw in place."""
+    f = service.ImageFilter.from_args(request.args)
+    images = service.shown_images(dataset, current_user, _form_ids())
+    return fragment(
+        "partials/images/_redrawn.html", dataset=dataset, images=images, next_cursor=None, f=f, cap=GRID_COUNT_CAP,
+        total=service.count_images(dataset, current_user, f, cap=GRID_COUNT_CAP), **_tile_context(dataset, images),
     )
 
 
@@ -103,7 +123,7 @@ def _tags_changed(dataset, f: service.ImageFilter, notice: str):
     """
     if not is_htmx():
         return redirect(url_for("images.index", dataset_id=dataset.id, **f.args()), 303)
-    response = fragment("partials/images/_tags_changed.html", dataset=dataset, tags=service.list_tags(dataset), f=f, tag_notice=notice)
+    response = fragment("partials/images/_tags_changed.html", dataset=dataset, tags=service.list_tags(dataset, current_user), f=f, tag_notice=notice)
     response.headers["HX-Trigger-After-Settle"] = "tagsChanged"
     return response
 
@@ -124,7 +144,7 @@ def rename_tag(dataset):
         # with the reason and the name as typed, rather than an error that would replace it.
         return fragment(
             "partials/images/_tag_manager.html", status=422,
-            dataset=dataset, tags=service.list_tags(dataset), tag_error=exc.message, failed_tag=name, typed_name=new_name,
+            dataset=dataset, tags=service.list_tags(dataset, current_user), tag_error=exc.message, failed_tag=name, typed_name=new_name,
         )
     if f.tag == name:
         f.tag = tag["name"]
@@ -148,12 +168,12 @@ def delete_tag(dataset):
 
 def _form_ids() -> list[int]:
     try:
-        return [int(i) for i in request.form.getlist("image_ids")]
+        return [parse_int(i) for i in request.form.getlist("image_ids")]
     except ValueError:
         raise Invalid("image_ids must be image ids", details={"field": "image_ids"}) from None
 
 
-def _classified(dataset, outcome: dict, message: str):
+def _classified(dataset, outcome: dict, message: str, job=None):
     """The changed tiles (for the grid to swap in place) and a status carrying the undo token."""
     if outcome["changed"] == [] and outcome["skipped"] and all(
         s["reason"] == grid_labeling.NOT_ALLOWED for s in outcome["skipped"]
@@ -162,7 +182,7 @@ def _classified(dataset, outcome: dict, message: str):
     images = db.session.scalars(select(Image).where(Image.id.in_(outcome["changed"])).order_by(Image.id)).all()
     return fragment(
         "partials/images/_classified.html", trigger="imagesChanged" if outcome["changed"] else None,
-        dataset=dataset, images=images, outcome=outcome, message=message,
+        dataset=dataset, images=images, outcome=outcome, message=message, job=job,
         f=service.ImageFilter.from_args(request.args), **_tile_context(dataset, images),
     )
 
@@ -171,10 +191,20 @@ def _classified(dataset, outcome: dict, message: str):
 @requires("dataset:view")  # and image:annotate on each image, checked by the service
 def classify(dataset):
     try:
-        label_id = int(request.form.get("label_id", ""))
+        label_id = parse_int(request.form.get("label_id", ""), INT32_MAX)
     except ValueError:
         raise Invalid("label_id must be the id of a label of this dataset", details={"field": "label_id"}) from None
-    outcome = grid_labeling.classify_images(dataset, current_user, _form_ids(), label_id, request.form.get("mode") or None)
+    mode = request.form.get("mode") or None
+    if request.form.get("all_matching"):
+        f = service.ImageFilter.from_args(request.args)
+        matching = bulk_service.apply_to_filter(dataset, current_user, "classify", f, {"label_id": label_id, "mode": mode})
+        if matching.classified is None:
+            # Too many for one request (no tiles and no undo: a job and its progress), or none match.
+            message = _bulk_notice("classify", {}, matching) if matching.job else "No image matches the filter"
+            return _classified(dataset, {"changed": [], "skipped": [], "undo": None}, message, job=matching.job)
+        outcome = matching.classified
+    else:
+        outcome = grid_labeling.classify_images(dataset, current_user, _form_ids(), label_id, mode)
     n = len(outcome["changed"])
     verb = {"set": "Classified", "add": "Added the class to", "remove": "Removed the class from"}[outcome["action"]]
     message = f"{verb} {_images(n)}"
@@ -204,4 +234,4 @@ def thumbnail(dataset, image):
 @bp.get("/<int:image_id>/file")
 @requires("image:view")
 def file(dataset, image):
-    return send_object(image.storage_key, MEDIA_TYPES.get(image.format, "application/octet-stream"), download_name=image.file_name if request.args.get("download") else None)
+    return send_original(image, attachment=bool(request.args.get("download")))

@@ -15,9 +15,9 @@ from core.files import send_object
 from core.permissions import can, requires
 from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES, Label
 from services import annotations as annotation_service
+from services import navigation
 from services import regions as region_service
 from services.images import ImageFilter
-from services.navigation import neighbours
 
 # Writes need "image:annotate" (SPEC section 4: labelers only on assigned images, until accepted).
 ANNOTATE = "image:annotate"
@@ -44,7 +44,9 @@ def _labels(dataset) -> list[dict]:
 def show(dataset, image):
     """The labeling page; next/previous walk the grid filter given in the query string."""
     f = ImageFilter.from_args({k: v for k, v in request.args.items() if k not in ("cursor", "limit")})
-    previous_id, next_id = neighbours(dataset, current_user, f, image.id)
+    previous_id, next_id = navigation.neighbours(dataset, current_user, f, image.id)
+    place = navigation.position(dataset, current_user, f, image.id)
+    unlabeled_id = navigation.next_unlabeled(dataset, current_user, f, image.id)
     nav = f.args()
 
     def link(image_id):
@@ -59,6 +61,7 @@ def show(dataset, image):
         "region": url_for("labeling.region", dataset_id=dataset.id, image_id=image.id),
         "next": link(next_id),
         "previous": link(previous_id),
+        "next_unlabeled": link(unlabeled_id),
         "grid": url_for("images.index", dataset_id=dataset.id, **nav),
     }
     config = {
@@ -70,8 +73,9 @@ def show(dataset, image):
         # Larger images load a downscaled preview first and sharp regions as the view zooms in.
         "large": image.width * image.height > LARGE_PIXELS,
         "preview_side": region_service.PREVIEW_SIDE, "region_max": region_service.MAX_SIDE,
+        "position": place.place, "total": place.total, "position_exact": place.exact,
     }
-    return render_template("labeling/page.html", dataset=dataset, image=image, config=config, urls=urls)
+    return render_template("labeling/page.html", dataset=dataset, image=image, config=config, urls=urls, filtered=f.active)
 
 
 def _can_annotate(image) -> bool:
@@ -88,11 +92,15 @@ def annotations(dataset, image):
 @bp.put("/annotations")
 @requires(ANNOTATE)
 def save(dataset, image):
-    """Replace the image's annotations, based on the revision the edit started from (409 if it moved on)."""
+    """Replace the image's annotations, based on the revision the edit started from (409 if it moved on).
+
+    These are the canvas's autosaves: one person's within a couple of minutes fold into one revision.
+    """
     body = _json_body()
-    if "revision" not in body or "annotations" not in body:
+    # The canvas always knows its base; a save without one would overwrite unseen work.
+    if body.get("revision") is None or "annotations" not in body:
         raise Invalid("Send {revision, annotations}: the revision your change is based on, and every annotation")
-    return jsonify(annotation_service.replace_annotations(image, current_user, body["annotations"], body["revision"]))
+    return jsonify(annotation_service.replace_annotations(image, current_user, body["annotations"], body["revision"], fold=True))
 
 
 def _json_body() -> dict:

@@ -4,7 +4,7 @@ from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from core.errors import Invalid, LoupeError, NotFound
+from core.errors import INT32_MAX, Conflict, Invalid, LoupeError, NotFound, parse_int
 from core.extensions import db
 from core.htmx import is_htmx, render
 from core.permissions import can, requires, visible_datasets
@@ -93,8 +93,10 @@ def _copy_sources(dataset):
 
 
 def _context(dataset, **extra) -> dict:
+    labels = service.list_labels(dataset)
     return {
-        "dataset": dataset, "labels": service.list_labels(dataset), "shapes": service.allowed_shapes(dataset),
+        "dataset": dataset, "labels": labels, "counters": service.label_counters(dataset, labels, current_user),
+        "shapes": service.allowed_shapes(dataset),
         "attribute_types": service.ATTRIBUTE_TYPES, "copy_sources": _copy_sources(dataset),
         "create_form": {"color": "#e6194b", "default_shape": service.allowed_shapes(dataset)[0], "attributes": []},
         **extra,
@@ -184,13 +186,13 @@ def reorder(dataset):
     try:
         if request.form.getlist("label_ids"):
             try:
-                order = [int(i) for i in request.form.getlist("label_ids")]
+                order = [parse_int(i, INT32_MAX) for i in request.form.getlist("label_ids")]
             except ValueError:
                 raise Invalid("label_ids must be label ids", details={"field": "label_ids"}) from None
             service.reorder_labels(dataset, order)
         else:
             service.move_label(dataset, request.form.get("label_id", ""), request.form.get("direction", ""))
-    except (Invalid, NotFound) as exc:
+    except (Invalid, NotFound, Conflict) as exc:
         if not is_htmx():
             raise
         # Show the order as stored (someone may have added or removed a label meanwhile) and say
@@ -204,7 +206,7 @@ def reorder(dataset):
 @requires("dataset:labels")
 def copy(dataset):
     try:
-        source_id = int(request.form.get("from_dataset_id", ""))
+        source_id = parse_int(request.form.get("from_dataset_id", ""), INT32_MAX)
     except ValueError:
         return _list(dataset, 422, copy_error="Choose a dataset to copy labels from")
     try:
@@ -220,7 +222,7 @@ def copy(dataset):
 @requires("dataset:labels")
 def merge(dataset):
     try:
-        label_ids = [int(i) for i in request.form.getlist("label_ids")]
+        label_ids = [parse_int(i, INT32_MAX) for i in request.form.getlist("label_ids")]
         job = service.request_merge(dataset, label_ids, request.form.get("name", ""), request.form.get("color") or None, current_user)
     except ValueError:
         return _job_error(dataset, Invalid("label_ids must be label ids"))

@@ -1,7 +1,8 @@
 """The signed-in user's profile: API tokens and password."""
 
-from flask import Blueprint, render_template, request
-from flask_login import current_user
+from flask import Blueprint, current_app, render_template, request
+from flask_login import current_user, login_user
+from flask_login.config import COOKIE_NAME
 
 from core.errors import Invalid, LoupeError
 from core.htmx import render
@@ -43,4 +44,6 @@ def change_password():
         accounts.update_user(current_user, password=form.get("new", ""), by=current_user)
     except LoupeError as exc:
         return render_template("partials/profile/_password.html", password_error=exc.message), 422
+    # The change ended every session of the user; this browser, which proved the password, stays signed in.
+    login_user(current_user._get_current_object(), remember=current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) in request.cookies)
     return render_template("partials/profile/_password.html", password_saved=True)

@@ -67,6 +67,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOUPE_LOGIN_ATTEMPTS": _int("LOUPE_LOGIN_ATTEMPTS", 5),
         "LOUPE_LOGIN_WINDOW_S": _int("LOUPE_LOGIN_WINDOW_S", 900),
         "LOUPE_JOB_TIMEOUT_S": _int("LOUPE_JOB_TIMEOUT_S", 6 * 3600),
+        # A grid bulk action on more images than this (at most 1000) runs as a job, in chunks.
+        "LOUPE_BULK_SYNC_LIMIT": _int("LOUPE_BULK_SYNC_LIMIT", 1000),
+        # The canvas's autosaves by one person within this many seconds of the revision's first
+        # save fold into that revision, so the history shows edits, not keystrokes (0: never fold).
+        "LOUPE_REVISION_FOLD_S": _int("LOUPE_REVISION_FOLD_S", 120),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "API_TITLE": "Loupe API",
         "API_VERSION": "v1",

@@ -34,6 +34,10 @@ class Invalid(LoupeError):
     status, code = 422, "invalid"
 
 
+class BadJson(LoupeError):
+    status, code = 400, "invalid_json"
+
+
 class Conflict(LoupeError):
     status, code = 409, "conflict"
 
@@ -55,16 +59,33 @@ def parse_choice(enum_class, value, field: str, what: str):
         raise Invalid(f"Unknown {what} {value!r}; use one of {allowed}", details={"field": field}) from None
 
 
+# What an id or count column holds: BIGINT, and INTEGER for the ids of most tables on PostgreSQL
+# (models.base.BigId is the exception). A wider number fails the query instead of matching nothing.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+def parse_int(text: str, limit: int = INT64_MAX) -> int:
+    """A whole number from a query or form value, as int() reads it; ValueError also beyond ±limit,
+    checked before int() (which itself raises past 4,300 digits), so callers keep one except."""
+    digits = text.strip().lstrip("+-").lstrip("0")
+    if len(digits) > len(str(limit)) or abs(value := int(text)) > limit:
+        raise ValueError(f"{text[:24]!r} is out of range")
+    return value
+
+
 # JSON values as a request sends them: Python's bool is an int, JSON's true is not a number.
 
 
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def is_int(value, limit: int = INT32_MAX) -> bool:
+    """A JSON integer within ±limit: by default what an INTEGER column holds (a label or dataset id,
+    a position, a revision number); pass INT64_MAX for image ids."""
+    return isinstance(value, int) and not isinstance(value, bool) and -limit - 1 <= value <= limit
 
 
-def is_id_list(value) -> bool:
-    """A list of integer ids (possibly empty)."""
-    return isinstance(value, list) and all(map(is_int, value))
+def is_id_list(value, limit: int = INT32_MAX) -> bool:
+    """A list of integer ids (possibly empty), each within ±limit as is_int checks it."""
+    return isinstance(value, list) and all(is_int(item, limit) for item in value)
 
 
 def is_finite_number(value) -> bool:

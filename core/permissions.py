@@ -32,19 +32,26 @@ def _request_memo(name: str) -> dict:
 
 
 def role_of(user: User, dataset: Dataset) -> Role | None:
-    """The user's role on the dataset, memoised per request."""
+    """The user's role on the dataset; the membership is memoised per request (`_load` reads it with the dataset)."""
     if not user.is_authenticated:
         return None
+    if dataset.owner_id == user.id:
+        return Role.owner
     cache = _request_memo("roles")
     key = (user.id, dataset.id)
     if key not in cache:
-        if dataset.owner_id == user.id:
-            cache[key] = Role.owner
-        else:
-            cache[key] = db.session.scalar(
-                select(DatasetMember.role).where(DatasetMember.dataset_id == dataset.id, DatasetMember.user_id == user.id)
-            )
+        cache[key] = db.session.scalar(
+            select(DatasetMember.role).where(DatasetMember.dataset_id == dataset.id, DatasetMember.user_id == user.id)
+        )
     return cache[key]
+
+
+def forget_roles(dataset: Dataset) -> None:
+    """Drop the request's memoised roles on the dataset: its membership has just changed, and the
+    answer to that change (the members partial) is rendered in the same request."""
+    cache = _request_memo("roles")
+    for key in [key for key in cache if key[1] == dataset.id]:
+        del cache[key]
 
 
 def _dataset_of(obj) -> Dataset:
@@ -67,6 +74,11 @@ def role_at_least(minimum: Role) -> Rule:
 
 def sees_dataset(user: User, dataset: Dataset) -> bool:
     return is_admin(user) or dataset.public or role_of(user, dataset) is not None
+
+
+def sees_whole_dataset(user: User, dataset: Dataset) -> bool:
+    """Whether the user sees the dataset and every image of it, and so its kept counters and its jobs."""
+    return sees_dataset(user, dataset) and sees_all_images(user, dataset)
 
 
 def is_assigned(user: User, image: Image) -> bool:
@@ -111,12 +123,13 @@ SCOPES: dict[str, Rule] = {
     "dataset:manage": role_at_least(Role.owner),  # rename, archive, publish, delete
     "dataset:import": role_at_least(Role.manager),  # upload, delete images, splits, folders
     "dataset:members": role_at_least(Role.manager),
+    "dataset:owners": role_at_least(Role.owner),  # grant or take away the owner role
     "dataset:labels": role_at_least(Role.manager),
     "dataset:export": role_at_least(Role.manager),
     "dataset:review": role_at_least(Role.reviewer),
     "image:view": sees_image,
     "image:annotate": annotates,
-    "job:view": owns_job_or(sees_dataset),
+    "job:view": owns_job_or(sees_whole_dataset),
     "job:cancel": owns_job_or(role_at_least(Role.manager)),
     "users:manage": is_admin,
 }
@@ -129,26 +142,51 @@ def can(user: User, scope: str, obj=None) -> bool:
     return SCOPES[scope](user, obj)
 
 
-def _load(view_args: dict) -> dict:
-    """Load the URL's objects, 404 for anything missing or not visible to the current user."""
+def _load(view_args: dict, user: User) -> dict:
+    """Load the URL's objects, 404 for anything missing or not visible to the user."""
     loaded = {}
     if "dataset_id" in view_args:
-        dataset = db.session.get(Dataset, view_args.pop("dataset_id"))
-        if dataset is None or not can(current_user, "dataset:view", dataset):
+        image_id = view_args.pop("image_id", None)
+        dataset, image = _dataset_and_image(user, view_args.pop("dataset_id"), image_id)
+        if dataset is None or not can(user, "dataset:view", dataset):
             raise NotFound("Dataset not found")
         loaded["dataset"] = dataset
-    if "image_id" in view_args:
-        image_id = view_args.pop("image_id")
-        image = db.session.get(Image, image_id)
-        if image is None or image.dataset_id != loaded["dataset"].id or not can(current_user, "image:view", image):
-            raise NotFound(f"Image {image_id} not found")
-        loaded["image"] = image
+        if image_id is not None:
+            if image is None or not can(user, "image:view", image):
+                raise NotFound(f"Image {image_id} not found")
+            loaded["image"] = image
     if "job_id" in view_args:
         job = db.session.get(Job, view_args.pop("job_id"))
-        if job is None or not can(current_user, "job:view", job):
+        if job is None or not can(user, "job:view", job):
             raise NotFound("Job not found")
         loaded["job"] = job
     return loaded
+
+
+def _dataset_and_image(user: User, dataset_id: int, image_id: int | None) -> tuple[Dataset | None, Image | None]:
+    """The URL's dataset and image (None: missing, or of another dataset) in one query.
+
+    The same query reads what the checks ask next, into the request's memos: the user's
+    membership of the dataset and whether the image is assigned to them. Every page and save of
+    an image asks both, so this is one round trip instead of four.
+    """
+    if not user.is_authenticated:
+        image = db.session.get(Image, image_id) if image_id is not None else None
+        return db.session.get(Dataset, dataset_id), image if image is not None and image.dataset_id == dataset_id else None
+    query = select(Dataset, DatasetMember.role).outerjoin(
+        DatasetMember, (DatasetMember.dataset_id == Dataset.id) & (DatasetMember.user_id == user.id)
+    ).where(Dataset.id == dataset_id)
+    if image_id is not None:
+        assigned = exists().where(Assignment.image_id == Image.id, Assignment.labeler_id == user.id)
+        query = query.outerjoin(Image, (Image.id == image_id) & (Image.dataset_id == Dataset.id)).add_columns(Image, assigned)
+    row = db.session.execute(query).one_or_none()
+    if row is None:
+        return None, None
+    dataset, image = row[0], row[2] if image_id is not None else None
+    _request_memo("roles")[(user.id, dataset.id)] = row[1]
+    if image is not None:
+        _request_memo("assigned")[(user.id, image.id)] = bool(row[3])
+    return dataset, image
 
 
 def requires(scope: str):
@@ -159,10 +197,11 @@ def requires(scope: str):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            loaded = _load(kwargs)
+            user = current_user._get_current_object()  # once: every check reads it, and the proxy costs per read
+            loaded = _load(kwargs, user)
             # The scope's noun names the object it is checked on: image:view on the image, etc.
             target = loaded.get(scope.split(":", 1)[0])
-            if not can(current_user, scope, target):
+            if not can(user, scope, target):
                 raise Forbidden("You do not have permission to do this")
             return view(*args, **kwargs, **loaded)
 
@@ -192,8 +231,20 @@ def sees_all_images(user: User, dataset: Dataset) -> bool:
 
 
 def visible_images(query, user: User, dataset: Dataset):
-    """Scope an Image query of one dataset: labelers see only the images assigned to them."""
+    """Scope an Image query of one dataset: labelers see only the images assigned to them.
+
+    Everything derived from images (tag and folder names, counts) is scoped through this too, so
+    a labeler learns nothing about the images they may not see.
+    """
     query = query.where(Image.dataset_id == dataset.id)
     if sees_all_images(user, dataset):
         return query
     return query.where(exists().where(Assignment.image_id == Image.id, Assignment.labeler_id == user.id))
+
+
+def visible_jobs(query, user: User, dataset: Dataset):
+    """Scope a Job query to one dataset's jobs the user may see: all of them, or (labelers) those they started."""
+    query = query.where(Job.dataset_id == dataset.id)
+    if sees_whole_dataset(user, dataset):
+        return query
+    return query.where(Job.user_id == user.id)

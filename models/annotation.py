@@ -33,7 +33,10 @@ class AnnotationRevision(db.Model):
     action: Mapped[str] = mapped_column(String(20), default="save")
     annotations: Mapped[list] = mapped_column(JSON, default=list)
     state: Mapped[str | None] = mapped_column(String(12))
+    # created_at is the first save of the revision, saved_at its last: a person's autosaves within
+    # a couple of minutes of the first fold into one revision (services/revisions.py).
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_annotation_revision_image", "image_id", "number", unique=True),)
 

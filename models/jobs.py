@@ -43,6 +43,9 @@ class Job(db.Model):
     # Cancelling a running job is cooperative: the job reads this flag between items.
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
+    # "<host> <pid> <start time>" of the process running the job body (the RQ work-horse, not the
+    # worker that forked it): whether the job is still alive is asked of this process.
+    runner: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

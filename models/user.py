@@ -1,6 +1,7 @@
 """Accounts and API tokens."""
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 
@@ -12,6 +13,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from core.extensions import db
 from models.base import utcnow
 
+SESSION_ID = re.compile(r"(?P<user>[0-9]{1,18}):(?P<generation>[0-9]{1,18})")
+
 
 class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -22,12 +25,28 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of every session's and remember-me cookie's identity (get_id): raising it signs the
+    # user out everywhere at once, since a cookie naming an older generation no longer loads.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     @property
     def is_active(self) -> bool:
         return self.active
+
+    def get_id(self) -> str:
+        """The identity flask-login keeps in the session and the remember-me cookie."""
+        return f"{self.id}:{self.session_generation}"
+
+    @classmethod
+    def from_session_id(cls, session_id: str) -> "User | None":
+        """The user a session identity names, or None when it is malformed or its generation ended."""
+        match = SESSION_ID.fullmatch(session_id or "")
+        if match is None:  # also the plain ids of cookies issued before generations existed
+            return None
+        user = db.session.get(cls, int(match["user"]))
+        return user if user is not None and user.session_generation == int(match["generation"]) else None
 
     @property
     def name(self) -> str:

@@ -1,7 +1,12 @@
-"""Users, sign-in throttling and API tokens."""
+"""Users, sign-in throttling, sessions and API tokens."""
 
+import hashlib
 import secrets
+from functools import cache
 
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.orm import joinedload
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.errors import Conflict, Invalid, NotFound, TooMany
 from core.extensions import db
@@ -10,14 +15,26 @@ from models import ApiToken, User
 from models.base import utcnow
 
 MIN_PASSWORD = 8
+MAX_EMAIL = 254  # the column's size, and RFC 5321's limit for an address
 
 
-def _check_email(email: str) -> str:
-    email = User.normalize_email(email or "")
-    local, _, domain = email.partition("@")
-    if not local or not domain or len(email) > 254 or any(c.isspace() for c in email):
-        raise Invalid(f"{email or 'An empty address'} is not an email address", details={"field": "email"})
-    return email
+def _check_email(email) -> str:
+    """The address, normalised and lower-cased, or Invalid saying what is wrong with it."""
+    # Only plain spaces around a pasted address are forgiven; any other whitespace is refused.
+    text = email.strip(" ") if isinstance(email, str) else ""
+    local, _, domain = text.rpartition("@")
+    # The launcher's first admin is admin@localhost, a special-use name the library always rejects:
+    # for that one domain, check the local part against a stand-in domain and keep "localhost".
+    is_localhost = domain.lower() == "localhost"
+    try:
+        checked = validate_email(f"{local}@example.com" if is_localhost else text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        shown = text if text.isprintable() and len(text) <= 80 else repr(text[:80])
+        raise Invalid(f"{shown or 'An empty address'} is not an email address: {exc}", details={"field": "email"}) from None
+    address = (f"{checked.local_part}@localhost" if is_localhost else checked.normalized).lower()
+    if len(address) > MAX_EMAIL:
+        raise Invalid(f"An email address has at most {MAX_EMAIL} characters", details={"field": "email"})
+    return address
 
 
 def _check_password(password: str) -> None:
@@ -47,29 +64,57 @@ def needs_first_admin() -> bool:
     return db.session.scalar(db.select(User.id).limit(1)) is None
 
 
-def _throttle_keys(email: str, ip: str) -> list[str]:
-    return [f"loupe:login:email:{User.normalize_email(email)}", f"loupe:login:ip:{ip}"]
+@cache
+def _dummy_hash() -> str:
+    """A hash made the way real ones are, to check unknown emails against."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def _throttles(email: str, ip: str, attempts: int) -> list[tuple[str, int]]:
+    """The Redis counters a failed sign-in raises, each with its limit.
+
+    The account and the address together get the strict limit, so a spray from an office's one
+    address does not lock a colleague behind it out of their own account. The address alone gets a
+    looser one (it stops a spray across many accounts), and so does the account across every
+    address (it stops one account's brute force from many addresses).
+    """
+    account = hashlib.sha256(User.normalize_email(email).encode()).hexdigest()  # any length, a short key
+    return [
+        (f"loupe:login:pair:{ip}:{account}", attempts),
+        (f"loupe:login:ip:{ip}", attempts * 20),
+        (f"loupe:login:account:{account}", attempts * 4),
+    ]
 
 
 def authenticate(email: str, password: str, ip: str, *, attempts: int, window_s: int) -> User:
-    """Check a sign-in; repeated failures per address and per client are throttled in Redis."""
+    """Check a sign-in; repeated failures are throttled in Redis (see _throttles)."""
     redis = get_redis()
-    keys = _throttle_keys(email, ip)
-    # One client may try several accounts (an office behind one address), so it gets more tries.
-    for key, limit in zip(keys, (attempts, attempts * 4)):
+    throttles = _throttles(email or "", ip, attempts)
+    for key, limit in throttles:
         if int(redis.get(key) or 0) >= limit:
             minutes = max(1, (redis.ttl(key) + 59) // 60)
             raise TooMany(f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
     user = User.by_email(email or "")
+    if user is None:
+        # Hash anyway, so an unknown email takes as long as a wrong password (no enumeration by timing).
+        check_password_hash(_dummy_hash(), password or "")
     if user is None or not user.check_password(password or "") or not user.active:
         with redis.pipeline() as pipe:
-            for key in keys:
+            for key, _ in throttles:
                 pipe.incr(key)
                 pipe.expire(key, window_s)
             pipe.execute()
         raise Invalid("Wrong email or password, or the account is deactivated")
-    redis.delete(keys[0])
+    # The address's count stays: a spray that guesses one password right is still a spray.
+    redis.delete(throttles[0][0], throttles[2][0])
     return user
+
+
+def end_sessions(user: User) -> None:
+    """Sign the user out of every browser: sessions and remember-me cookies of older generations stop loading."""
+    # Incremented in SQL, so two concurrent sign-outs both count and neither is lost.
+    user.session_generation = User.session_generation + 1
+    db.session.commit()
 
 
 def update_user(user: User, *, active: bool | None = None, is_admin: bool | None = None, password: str | None = None, by: User) -> User:
@@ -83,6 +128,9 @@ def update_user(user: User, *, active: bool | None = None, is_admin: bool | None
     if password is not None:
         _check_password(password)
         user.set_password(password)
+    # A new password or a deactivation must not leave a stolen or forgotten session working.
+    if password is not None or active is False:
+        user.session_generation = User.session_generation + 1  # as end_sessions, in this transaction
     db.session.commit()
     return user
 
@@ -114,7 +162,10 @@ def revoke_token(user: User, token_id: int) -> None:
 
 def user_for_token(secret: str) -> User | None:
     """The active user a token belongs to, or None; records when the token was last used."""
-    token = db.session.scalar(db.select(ApiToken).where(ApiToken.token_hash == ApiToken.hash(secret)))
+    # The user in the same query: every API request needs both.
+    token = db.session.scalar(
+        db.select(ApiToken).options(joinedload(ApiToken.user, innerjoin=True)).where(ApiToken.token_hash == ApiToken.hash(secret))
+    )
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     now = utcnow()

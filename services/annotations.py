@@ -6,8 +6,10 @@ counters, and commits, in one transaction.
 """
 
 from collections import Counter
+from datetime import timedelta
 from typing import Callable
 
+from flask import current_app
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -39,6 +41,7 @@ HISTORY_PAGE = 100
 
 FIELDS = ("label_id", "shape", "geometry", "attributes", "text", "source", "score")
 IGNORED = ("id", "author_id")  # what GET returns and a client may send back unchanged
+OLD_FIELDS = ("id", *FIELDS, "author_id")  # what a save needs of the annotations it replaces
 SOURCES = ("human", "prediction")
 POINT_MINIMUM = {"polygon": 3, "polyline": 2, "points": 1}
 GEOMETRY_KEYS = {"box": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"), "tag": ()}
@@ -282,7 +285,7 @@ def _conflict_details(image: Image) -> dict:
     return {
         "current_revision": image.revision, "state": image.state.value,
         "annotations": [annotation_dict(a) for a in _rows(image.id)],
-        "author": _person(author), "saved_at": latest.created_at.isoformat() + "Z" if latest is not None else None,
+        "author": _person(author), "saved_at": latest.saved_at.isoformat() + "Z" if latest is not None else None,
     }
 
 
@@ -294,7 +297,8 @@ def _by_label(records) -> Counter:
     return Counter(r["label_id"] if isinstance(r, dict) else r.label_id for r in records)
 
 
-def _new_rows(image: Image, user: User, old: list[Annotation], records: list[dict], keep_authors: bool) -> list[Annotation]:
+def _new_rows(image: Image, user: User, old, records: list[dict], keep_authors: bool) -> list[Annotation]:
+    """The rows to insert; `old` are the replaced annotations (rows or objects with OLD_FIELDS)."""
     previous = {a.id: a for a in old}
     rows = []
     for r in records:
@@ -311,7 +315,7 @@ def _new_rows(image: Image, user: User, old: list[Annotation], records: list[dic
 
 def _store(
     image: Image, user: User, action: str, next_state: Callable[[Image], ImageState], based_on_revision: int | None,
-    records: list[dict] | None = None, keep_authors: bool = False, hand_in: bool = False,
+    records: list[dict] | None = None, keep_authors: bool = False, hand_in: bool = False, fold: bool = False,
 ) -> dict:
     """The one way annotations change: claim the revision, replace the rows, move the state, record
     the revision, keep the counters, commit. Returns what was saved, as `get_annotations()` would.
@@ -320,6 +324,7 @@ def _store(
         next_state: the state after the change, decided on the image as the claim left it (fresh).
         records: the new annotations (validated); None keeps the current ones (a bare submit).
         hand_in: mark the user's assignment of the image as submitted.
+        fold: a save that may fold into the same person's previous one (services/revisions.py).
     """
     _claim(image, based_on_revision)
     try:
@@ -327,23 +332,27 @@ def _store(
     except Exception:
         db.session.rollback()  # give back the claimed revision
         raise
-    old = _rows(image.id)
     try:
         if records is None:
-            rows, records = old, old
+            rows = records = old = _rows(image.id)
         else:
+            # The DELETE hands back the rows it removed: the authors to keep and the old counts.
+            old = db.session.execute(
+                delete(Annotation).where(Annotation.image_id == image.id).returning(*(getattr(Annotation, f) for f in OLD_FIELDS))
+            ).all()
             rows = _new_rows(image, user, old, records, keep_authors)
-            db.session.execute(delete(Annotation).where(Annotation.image_id == image.id))
             db.session.add_all(rows)
         if hand_in:
             _mark_assignment(image, user)
         was_unlabeled = image.state == ImageState.unlabeled
         image.state = state
-        record_revision(image, user.id, action, snapshot_of(rows))
+        fold_within = timedelta(seconds=current_app.config["LOUPE_REVISION_FOLD_S"]) if fold else None
+        record_revision(image, user.id, action, snapshot_of(rows), fold_within)
         db.session.flush()  # the new rows' ids, for the answer
-        # Counters last: every save of the dataset updates its row, so hold that lock the least time.
-        _count(image, was_unlabeled, _by_label(old), _by_label(records))
         saved = {"revision": image.revision, "state": state.value, "annotations": [annotation_dict(a) for a in rows]}
+        # Counters last, with nothing but the commit after them: every save of the dataset updates
+        # its row, so hold that lock the least time (the bench's saves queue on it).
+        _count(image, was_unlabeled, _by_label(old), _by_label(records))
         db.session.commit()
     except IntegrityError:
         # The claim serialises changes to one image, so what lands here is the data changing under
@@ -363,22 +372,23 @@ def _store(
 def _count(image: Image, was_unlabeled: bool, old: Counter, new: Counter) -> None:
     delta = sum(new.values()) - sum(old.values())
     annotated = 1 if was_unlabeled and image.state != ImageState.unlabeled else 0
+    statements = []
     if delta or annotated:
-        db.session.execute(
-            update(Dataset).where(Dataset.id == image.dataset_id).values(
-                annotation_count=Dataset.annotation_count + delta, annotated_count=Dataset.annotated_count + annotated
-            )
-        )
+        statements.append(update(Dataset).where(Dataset.id == image.dataset_id).values(
+            annotation_count=Dataset.annotation_count + delta, annotated_count=Dataset.annotated_count + annotated
+        ))
     # In id order, so two saves touching the same labels take their row locks in the same order.
     for label_id in sorted(set(old) | set(new)):
         d_annotations = new[label_id] - old[label_id]
         d_images = (new[label_id] > 0) - (old[label_id] > 0)
         if d_annotations or d_images:
-            db.session.execute(
-                update(Label).where(Label.id == label_id).values(
-                    annotation_count=Label.annotation_count + d_annotations, image_count=Label.image_count + d_images
-                )
-            )
+            statements.append(update(Label).where(Label.id == label_id).values(
+                annotation_count=Label.annotation_count + d_annotations, image_count=Label.image_count + d_images
+            ))
+    # Built first, sent back to back: from the first UPDATE to the commit these rows are locked.
+    # synchronize_session=False: the commit that follows expires the loaded dataset and labels anyway.
+    for statement in statements:
+        db.session.execute(statement.execution_options(synchronize_session=False))
 
 
 def _state_after_save(image: Image) -> ImageState:
@@ -387,15 +397,25 @@ def _state_after_save(image: Image) -> ImageState:
     return image.state
 
 
-def replace_annotations(image: Image, user: User, annotations, based_on_revision) -> dict:
-    """Replace all the image's annotations, if nobody saved since `based_on_revision`; the new state."""
-    _check_revision_number(based_on_revision)
-    # A stale revision is the answer even when the change is also invalid: the person must reload
-    # first (their labels may be gone), and the claim in _store() re-checks under the row lock.
-    if based_on_revision != image.revision:
-        _conflict(image, based_on_revision)
+def replace_annotations(image: Image, user: User, annotations, based_on_revision=None, fold: bool = False) -> dict:
+    """Replace all the image's annotations, if nobody saved since `based_on_revision`; the new state.
+
+    Args:
+        based_on_revision: the revision the change was made on; None replaces whatever is
+            current (a script setting labels), still as a revision of its own, so the replaced
+            annotations stay in the history.
+        fold: the canvas's autosave: it may fold into the person's previous save (see
+            services/revisions.py). Only a change based on a revision folds: a blind replace
+            did not see what it replaced.
+    """
+    if based_on_revision is not None:
+        _check_revision_number(based_on_revision)
+        # A stale revision is the answer even when the change is also invalid: the person must reload
+        # first (their labels may be gone), and the claim in _store() re-checks under the row lock.
+        if based_on_revision != image.revision:
+            _conflict(image, based_on_revision)
     records = validate_annotations(image, annotations)
-    return _store(image, user, "save", _state_after_save, based_on_revision, records)
+    return _store(image, user, "save", _state_after_save, based_on_revision, records, fold=fold and based_on_revision is not None)
 
 
 def needs_review(image: Image) -> bool:
@@ -434,6 +454,8 @@ def skip(image: Image, user: User, based_on_revision=None) -> dict:
 def history(image: Image, before: int | None = None, limit: int = HISTORY_PAGE) -> list[dict]:
     """The image's revisions, newest first: who did what, when, and how many annotations it left."""
     query = select(AnnotationRevision).where(AnnotationRevision.image_id == image.id)
+    if before is not None and not is_int(before):
+        raise Invalid(f"before must be a revision number, not {str(before)[:24]}", details={"field": "before"})
     if before:
         query = query.where(AnnotationRevision.number < before)
     revisions = db.session.scalars(query.order_by(AnnotationRevision.number.desc()).limit(min(max(limit, 1), HISTORY_PAGE))).all()
@@ -441,7 +463,7 @@ def history(image: Image, before: int | None = None, limit: int = HISTORY_PAGE) 
     return [
         {
             "number": r.number, "author": _person(authors.get(r.author_id)), "action": r.action, "created_at": r.created_at,
-            "state": r.state, "annotation_count": len(r.annotations or []),
+            "saved_at": r.saved_at, "state": r.state, "annotation_count": len(r.annotations or []),
         }
         for r in revisions
     ]

@@ -2,13 +2,13 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from core.errors import Conflict, Invalid, NotFound, parse_choice
+from core.errors import Conflict, Forbidden, Invalid, NotFound, parse_choice
 from core.extensions import db
-from core.permissions import visible_datasets, visible_images
+from core.permissions import can, forget_roles, sees_all_images, visible_datasets, visible_images
 from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, Role, User
-from services.jobs import start_job
+from services.jobs import active_jobs, start_job
 from services.images import recount_tags
 from services.labels import recount_labels
 
@@ -122,12 +122,14 @@ def update_dataset(dataset: Dataset, **changes) -> Dataset:
 
 
 def request_delete(dataset: Dataset, user: User) -> Job:
-    """Start the delete job; the dataset shows as deleting until it is gone."""
-    running = db.session.scalar(
-        select(Job).where(Job.dataset_id == dataset.id, Job.kind == "delete_dataset", Job.status.in_(["queued", "running"]))
-    )
-    if running:
-        return running
+    """Start the delete job; the dataset shows as deleting until it is gone.
+
+    A live delete job is answered again (one whose worker died is not: a new one starts). While it
+    is active nothing new starts on the dataset (services.jobs.start_job, uploads).
+    """
+    deleting = active_jobs(dataset, "delete_dataset")
+    if deleting:
+        return deleting[0]
     return start_job("delete_dataset", "workers.datasets.delete_dataset", dataset.id, queue="datasets", dataset=dataset, user=user, total=dataset.image_count)
 
 
@@ -143,31 +145,82 @@ def list_members(dataset: Dataset) -> list[DatasetMember]:
     return db.session.scalars(select(DatasetMember).where(DatasetMember.dataset_id == dataset.id).order_by(DatasetMember.id)).all()
 
 
-def add_member(dataset: Dataset, email: str, role: str) -> DatasetMember:
-    """Give an existing user a role on the dataset (or change the role they have)."""
+def _lock_members(dataset: Dataset) -> None:
+    """Serialise member changes of one dataset: without it, two owners demoting each other at once
+    would both see the other one left.
+
+    A no-op write rather than SELECT ... FOR UPDATE: SQLite has no row locks, but a write holds its
+    one write lock to the end of the transaction; PostgreSQL locks the row. Then the dataset is read
+    again, as its recorded owner may have changed since it was loaded.
+    """
+    db.session.execute(update(Dataset).where(Dataset.id == dataset.id).values(updated_at=Dataset.updated_at))
+    db.session.refresh(dataset)
+
+
+def _owner_ids(dataset: Dataset) -> list[int]:
+    """Who owns the dataset: its recorded owner first, then every member holding the owner role."""
+    others = db.session.scalars(
+        select(DatasetMember.user_id)
+        .where(DatasetMember.dataset_id == dataset.id, DatasetMember.role == Role.owner, DatasetMember.user_id != dataset.owner_id)
+        .order_by(DatasetMember.id)
+    )
+    return [dataset.owner_id, *others]
+
+
+def _check_role_change(dataset: Dataset, by: User, target: User, current: Role | None, new: Role | None) -> None:
+    """The SPEC section 4 rules for changing `target`'s role from `current` to `new` (None: no role).
+
+    Only an owner or a site admin grants or takes away the owner role; nobody raises their own
+    role; a dataset always keeps at least one owner.
+    """
+    if Role.owner in (current, new) and current != new and not can(by, "dataset:owners", dataset):
+        raise Forbidden("Only an owner or a site admin can grant or take away the owner role")
+    if target.id == by.id and new is not None and (current is None or new.rank > current.rank):
+        raise Forbidden("You cannot raise your own role")
+    if current == Role.owner and new != Role.owner and _owner_ids(dataset) == [target.id]:
+        raise Conflict(f"{target.email} is the dataset's last owner: make someone else owner first")
+
+
+def _hand_over_ownership(dataset: Dataset, leaving: User) -> None:
+    # The recorded owner is who role_of() sees as owner; when they stop being one, the next owner is.
+    if dataset.owner_id == leaving.id:
+        dataset.owner_id = next(user_id for user_id in _owner_ids(dataset) if user_id != leaving.id)
+
+
+def add_member(dataset: Dataset, email: str, role: str, *, by: User) -> DatasetMember:
+    """Give an existing user a role on the dataset, or change the role they have."""
     role = parse_role(role)
     user = User.by_email(email or "")
     if user is None:
         raise NotFound(f"No user with the email {email!r}; an admin can create the account first", details={"field": "email"})
-    if user.id == dataset.owner_id:
-        raise Conflict(f"{user.email} owns this dataset")
+    _lock_members(dataset)
     member = db.session.scalar(select(DatasetMember).where(DatasetMember.dataset_id == dataset.id, DatasetMember.user_id == user.id))
+    current = Role.owner if user.id == dataset.owner_id else member.role if member else None
+    _check_role_change(dataset, by, user, current, role)
+    if current == Role.owner and role != Role.owner:
+        _hand_over_ownership(dataset, user)
     if member is None:
         member = DatasetMember(dataset_id=dataset.id, user_id=user.id, role=role)
         db.session.add(member)
     member.role = role
     db.session.commit()
+    forget_roles(dataset)
     return member
 
 
-def remove_member(dataset: Dataset, member_id: int) -> None:
+def remove_member(dataset: Dataset, member_id: int, *, by: User) -> None:
+    """Take a user's role on the dataset away (anyone may leave, except its last owner)."""
+    _lock_members(dataset)
     member = db.session.get(DatasetMember, member_id)
     if member is None or member.dataset_id != dataset.id:
         raise NotFound(f"Member {member_id} not found")
-    if member.user_id == dataset.owner_id:
-        raise Conflict("The owner cannot be removed")
+    current = Role.owner if member.user_id == dataset.owner_id else member.role
+    _check_role_change(dataset, by, member.user, current, None)
+    if current == Role.owner:
+        _hand_over_ownership(dataset, member.user)
     db.session.delete(member)
     db.session.commit()
+    forget_roles(dataset)
 
 
 def recount(dataset_id: int) -> None:
@@ -188,15 +241,41 @@ def recount(dataset_id: int) -> None:
     recount_tags(dataset_id)
 
 
-def stats(dataset: Dataset) -> dict:
-    """Counts by state and split for the overview page and the API."""
+COUNTERS = ("image_count", "annotated_count", "annotation_count", "total_bytes")
+
+
+def counters_of(datasets: list[Dataset], user: User) -> dict[int, dict]:
+    """Each dataset's image counters as the user may see them, by dataset id.
+
+    The kept counters for whoever sees every image; for a labeler, counted over the images
+    assigned to them (two queries for each such dataset), so the numbers tell nothing of the rest.
+    """
+    counters = {}
+    for dataset in datasets:
+        if sees_all_images(user, dataset):
+            counters[dataset.id] = {name: getattr(dataset, name) for name in COUNTERS}
+            continue
+        shown = visible_images(select(Image.id, Image.byte_size, Image.state), user, dataset).subquery()
+        images, total, annotated = db.session.execute(select(
+            func.count(), func.coalesce(func.sum(shown.c.byte_size), 0), func.count().filter(shown.c.state != ImageState.unlabeled)
+        )).one()
+        annotations = db.session.scalar(
+            select(func.count(Annotation.id)).where(Annotation.image_id.in_(visible_images(select(Image.id), user, dataset)))
+        )
+        counters[dataset.id] = {"image_count": images, "annotated_count": annotated, "annotation_count": annotations, "total_bytes": int(total)}
+    return counters
+
+
+def stats(dataset: Dataset, user: User) -> dict:
+    """Counts in all, by state and by split, over the images the user sees, for the overview page and the API."""
     def grouped(column):
-        rows = db.session.execute(select(column, func.count()).where(Image.dataset_id == dataset.id).group_by(column))
+        rows = db.session.execute(visible_images(select(column, func.count()), user, dataset).group_by(column))
         return {getattr(key, "value", key): n for key, n in rows}
 
+    counters = counters_of([dataset], user)[dataset.id]
     return {
-        "images": dataset.image_count,
-        "total_bytes": dataset.total_bytes,
+        "images": counters["image_count"],
+        "total_bytes": counters["total_bytes"],
         "by_state": grouped(Image.state),
         "by_split": grouped(Image.split),
     }

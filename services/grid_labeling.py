@@ -15,7 +15,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from core.errors import Conflict, Invalid, NotFound, is_id_list, is_int
+from core.errors import INT64_MAX, Conflict, Invalid, NotFound, is_id_list, is_int
 from core.extensions import db
 from core.permissions import is_admin, role_of
 from models import (
@@ -51,7 +51,7 @@ def default_mode(dataset: Dataset) -> str:
 
 
 def _parse_ids(image_ids) -> list[int]:
-    if not is_id_list(image_ids):
+    if not is_id_list(image_ids, INT64_MAX):
         raise Invalid("image_ids must be a list of image ids", details={"field": "image_ids"})
     ids = list(dict.fromkeys(image_ids))
     if not ids:
@@ -148,23 +148,29 @@ def _save_all(user: User, images: list[Image], plan: dict[int, list[dict]], curr
     return changed
 
 
-def classify_images(dataset: Dataset, user: User, image_ids, label_id, mode: str | None = None) -> dict:
-    """Give the images the label as their class, in one call for the whole selection (at most 1000).
-
-    mode "replace" (classification, anomaly): the label becomes the image's one tag.
-    mode "toggle" (multilabel): when every selected image has the tag it is removed from all,
-    otherwise it is added to those missing it. Non-tag shapes are never touched.
-
-    Returns {"changed": [ids], "skipped": [{"image_id", "reason"}], "unchanged": [ids], "action",
-    "label_id", "undo": token}. Images the user may not annotate are skipped, not an error.
-    """
+def check_classification(dataset: Dataset, label_id, mode: str | None = None) -> tuple[Label, str]:
+    """The label and mode of a classification, refused before any image is touched."""
     if not supports_grid_labeling(dataset):
         raise Invalid(f"Grid labeling is for classification, multilabel and anomaly datasets, not {dataset.type.value}")
     mode = mode or default_mode(dataset)
     if mode not in MODES:
         raise Invalid(f"mode must be one of {', '.join(MODES)}", details={"field": "mode"})
+    return _label_of(dataset, label_id), mode
+
+
+def classify_images(dataset: Dataset, user: User, image_ids, label_id, mode: str | None = None, toggle: str | None = None) -> dict:
+    """Give the images the label as their class, in one call for the whole selection (at most 1000).
+
+    mode "replace" (classification, anomaly): the label becomes the image's one tag.
+    mode "toggle" (multilabel): when every selected image has the tag it is removed from all,
+    otherwise it is added to those missing it. Non-tag shapes are never touched. `toggle` ("add"
+    or "remove") fixes that direction instead, for a selection classified in several calls.
+
+    Returns {"changed": [ids], "skipped": [{"image_id", "reason"}], "unchanged": [ids], "action",
+    "label_id", "undo": token}. Images the user may not annotate are skipped, not an error.
+    """
+    label, mode = check_classification(dataset, label_id, mode)
     ids = _parse_ids(image_ids)
-    label = _label_of(dataset, label_id)
     images = _images(dataset, ids)
     allowed = annotatable_ids(dataset, user, images)
     skipped = [{"image_id": i.id, "reason": NOT_ALLOWED} for i in images if i.id not in allowed]
@@ -173,7 +179,7 @@ def classify_images(dataset: Dataset, user: User, image_ids, label_id, mode: str
     tags_of = {i.id: [a for a in current.get(i.id, []) if a["shape"] == "tag"] for i in images}
     has = {i.id for i in images if any(t["label_id"] == label.id for t in tags_of[i.id])}
 
-    if mode == "toggle" and images and len(has) == len(images):
+    if mode == "toggle" and (toggle == "remove" if toggle else images and len(has) == len(images)):
         action = "remove"
         plan = {i.id: [t for t in tags_of[i.id] if t["label_id"] != label.id] for i in images}
     elif mode == "toggle" and dataset.type not in SINGLE_TAG_TYPES:

@@ -6,10 +6,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import delete, exists, func, select, tuple_, update
+from sqlalchemy import Select, delete, exists, func, literal, select, tuple_, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
-from core.errors import Conflict, Invalid, NotFound, is_id_list, parse_choice
+from core.errors import INT64_MAX, Conflict, Invalid, NotFound, is_id_list, parse_choice, parse_int
 from core.extensions import db
+from core.files import clean_file_name
 from core.permissions import sees_all_images, visible_images
 from core.storage import TooLarge, get_storage
 from models import (
@@ -30,12 +34,13 @@ from models import (
 )
 from models.image import thumbnail_key_for
 from services import imaging
-from services.jobs import start_job
+from services.jobs import refuse_while_deleting, start_job
 
 PAGE = 100
 MAX_NAME = 255
 MAX_BULK = 1000
 MAX_TAG_NAME = 100  # Tag.name's column width
+MAX_TAGS_PER_IMAGE = 100
 
 
 def parse_split(value) -> Split:
@@ -74,6 +79,7 @@ class FileOutcome:
 
 def begin_upload(dataset: Dataset, user: User, split: str | None = None) -> Upload:
     """Open an upload batch that files are added to before its import job runs."""
+    refuse_while_deleting(dataset)
     upload = Upload(dataset_id=dataset.id, user_id=user.id, split=parse_split(split or "unassigned").value)
     db.session.add(upload)
     db.session.commit()
@@ -86,12 +92,31 @@ def get_upload(dataset: Dataset, upload_id: int, user: User) -> Upload:
         raise NotFound(f"Upload {upload_id} not found")
     if upload.job_id is not None:
         raise Conflict("This upload was already finished; start a new one")
+    refuse_while_deleting(dataset)
     return upload
+
+
+def _id_of(upload: Upload) -> int:
+    """The batch's id without reloading its row (expired by the previous file's commit): a row its
+    dataset's deletion removed meanwhile then ends in _commit_item's conflict, not ObjectDeletedError."""
+    return sa_inspect(upload).identity[0]
+
+
+def _commit_item(key: str | None = None) -> None:
+    """Commit a ledger row: its upload goes with its dataset, whose deletion may commit first."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if key:
+            release_if_unused(key)
+        raise Conflict("The dataset was deleted while the files were being sent") from None
 
 
 def _split_path(raw_name: str, folder: str) -> tuple[str, str]:
     """File name and folder path from a browser's relative path (folder drops) plus a folder field."""
-    raw = (raw_name or "").replace("\\", "/")
+    # Control characters and bidi overrides never reach a stored name (a header or a page shows it).
+    raw = clean_file_name(raw_name or "").replace("\\", "/")
     directory, name = posixpath.split(raw)
     return name.strip(), clean_folder_path("/".join(p for p in (folder, directory) if p))
 
@@ -122,9 +147,9 @@ def add_file(upload: Upload, raw_name: str, stream: BinaryIO, folder: str = "") 
     except imaging.ImageRejected as exc:
         release_if_unused(stored.key)
         return _failed(upload, name, str(exc))
-    item = ImportItem(upload_id=upload.id, file_name=name, folder_path=folder_path, storage_key=stored.key, byte_size=stored.size)
+    item = ImportItem(upload_id=_id_of(upload), file_name=name, folder_path=folder_path, storage_key=stored.key, byte_size=stored.size)
     db.session.add(item)
-    db.session.commit()
+    _commit_item(stored.key)
     return FileOutcome(name, True, item_id=item.id, size=stored.size)
 
 
@@ -141,9 +166,9 @@ def store_files(upload: Upload, files, paths: list[str], folder: str = "") -> li
 
 
 def _failed(upload: Upload, name: str, reason: str) -> FileOutcome:
-    item = ImportItem(upload_id=upload.id, file_name=name[:MAX_NAME], status=ImportItemStatus.failed, reason=reason)
+    item = ImportItem(upload_id=_id_of(upload), file_name=name[:MAX_NAME], status=ImportItemStatus.failed, reason=reason)
     db.session.add(item)
-    db.session.commit()
+    _commit_item()
     return FileOutcome(name, False, reason, item_id=item.id)
 
 
@@ -201,8 +226,8 @@ class ImageFilter:
     def from_args(cls, args) -> "ImageFilter":
         """Parse and validate filters from query arguments (any mapping of strings: the grid, the API, labeling)."""
         try:
-            after = int(args.get("cursor") or 0)
-            limit = int(args.get("limit") or PAGE)
+            after = parse_int(str(args.get("cursor") or 0))
+            limit = parse_int(str(args.get("limit") or PAGE))
         except ValueError:
             raise Invalid("cursor and limit must be whole numbers") from None
         return cls(
@@ -281,8 +306,12 @@ def count_images(dataset: Dataset, user: User, f: ImageFilter, cap: int | None =
     return db.session.scalar(select(func.count()).select_from(inner.subquery()))
 
 
-def folders_of(dataset: Dataset) -> list[str]:
-    return db.session.scalars(select(Folder.path).where(Folder.dataset_id == dataset.id).order_by(Folder.path)).all()
+def folders_of(dataset: Dataset, user: User) -> list[str]:
+    """The folder paths the user may see: all, or (a labeler) those holding an image assigned to them."""
+    query = select(Folder.path).where(Folder.dataset_id == dataset.id)
+    if not sees_all_images(user, dataset):
+        query = query.where(Folder.id.in_(visible_images(select(Image.folder_id), user, dataset)))
+    return db.session.scalars(query.order_by(Folder.path)).all()
 
 
 def get_by_external_id(dataset: Dataset, user: User, external_id: str) -> Image:
@@ -296,7 +325,7 @@ def get_by_external_id(dataset: Dataset, user: User, external_id: str) -> Image:
 
 
 def _ids(dataset: Dataset, image_ids) -> list[int]:
-    if not is_id_list(image_ids):
+    if not is_id_list(image_ids, INT64_MAX):
         raise Invalid("image_ids must be a list of integer ids", details={"field": "image_ids"})
     if len(image_ids) > MAX_BULK:
         raise Invalid(f"At most {MAX_BULK} images at once", details={"field": "image_ids"})
@@ -396,63 +425,131 @@ def update_image(image: Image, **changes) -> Image:
     unknown = set(changes) - {"split", "folder", "tags"}
     if unknown:
         raise Invalid(f"Cannot change {', '.join(sorted(unknown))}; use split, folder or tags")
+    names = _clean_tag_list(changes["tags"]) if "tags" in changes else None
+    # The image's row first, as saves and deletes lock it, so the three never wait on each other in a circle.
+    db.session.execute(select(Image.id).where(Image.id == image.id).with_for_update(key_share=True))
     if "split" in changes:
         image.split = parse_split(changes["split"])
     if "folder" in changes:
         path = clean_folder_path(changes["folder"] or "")
         image.folder_id = folder_for(image.dataset_id, path) if path else None
-    if "tags" in changes:
-        tags = changes["tags"]
-        if not isinstance(tags, list) or not all(map(_tag_name_ok, tags)):
-            raise Invalid(f"tags must be a list of names of 1 to {MAX_TAG_NAME} characters", details={"field": "tags"})
-        before = {tag.id for tag in image.tags}
-        image.tags = [tag_for(image.dataset_id, name.strip()) for name in dict.fromkeys(t.strip() for t in tags)]
-        after = {tag.id for tag in image.tags}
-        _count_tags({**{t: -1 for t in before - after}, **{t: 1 for t in after - before}})
+    if names is not None:
+        _set_tags(image, names)
     db.session.commit()
     return image
 
 
-def tag_for(dataset_id: int, name: str) -> Tag:
-    tag = db.session.scalar(select(Tag).where(Tag.dataset_id == dataset_id, Tag.name == name))
-    if tag is None:
-        tag = Tag(dataset_id=dataset_id, name=name)
-        db.session.add(tag)
-        db.session.flush()
-    return tag
+def _clean_tag_list(tags) -> list[str]:
+    """Distinct tag names, stripped, in the order given, from a list of at most MAX_TAGS_PER_IMAGE."""
+    if not isinstance(tags, list) or not all(map(_tag_name_ok, tags)):
+        raise Invalid(f"tags must be a list of names of 1 to {MAX_TAG_NAME} characters", details={"field": "tags"})
+    if len(tags) > MAX_TAGS_PER_IMAGE:
+        raise Invalid(f"An image carries at most {MAX_TAGS_PER_IMAGE} tags, got {len(tags)}", details={"field": "tags"})
+    return list(dict.fromkeys(t.strip() for t in tags))
+
+
+def _set_tags(image: Image, names: list[str]) -> None:
+    """Make `names` the image's tags in a few set-based statements, whatever their number.
+
+    The counters move by the links really inserted and deleted, so two people setting the same
+    tags at once count each link once.
+    """
+    wanted = set(tag_ids_for(image.dataset_id, names).values())
+    current = set(db.session.scalars(select(ImageTag.tag_id).where(ImageTag.image_id == image.id)))
+    gone = sorted(current - wanted)
+    removed = db.session.scalars(
+        delete(ImageTag).where(ImageTag.image_id == image.id, ImageTag.tag_id.in_(gone))
+        .returning(ImageTag.tag_id).execution_options(synchronize_session=False)
+    ).all() if gone else []
+    added = insert_missing(
+        ImageTag, [{"image_id": image.id, "tag_id": t} for t in sorted(wanted - current)], ("image_id", "tag_id"), ImageTag.tag_id
+    )
+    _count_tags({**{t: -1 for t in removed}, **{t: 1 for t in added}})
+
+
+def insert_missing(model, rows, unique: tuple[str, ...], returning=None):
+    """INSERT rows (dicts, or a Select whose labelled columns name them), skipping those whose
+    `unique` columns are taken: ON CONFLICT DO NOTHING. Returns the rows really inserted: their
+    `returning` column, or without one, how many.
+
+    The one way tags, folders and tag links are created. A read-then-insert lets two requests
+    both see "missing" and the slower one fail on the unique constraint (twenty people adding the
+    same new tag got 500s); here PostgreSQL makes the second wait for the first to commit and
+    then skip, and SQLite's single writer never sees the conflict at all.
+    """
+    if not isinstance(rows, Select) and not rows:
+        return 0 if returning is None else []
+    insert = {"postgresql": postgresql, "sqlite": sqlite}[db.session.get_bind().dialect.name].insert(model)
+    insert = insert.from_select([c.name for c in rows.selected_columns], rows) if isinstance(rows, Select) else insert.values(rows)
+    statement = insert.on_conflict_do_nothing(index_elements=list(unique))
+    if returning is None:
+        # SQLAlchemy keeps an INSERT's rowcount only when asked (UPDATE and DELETE always).
+        return db.session.execute(statement.execution_options(preserve_rowcount=True)).rowcount
+    return db.session.scalars(statement.returning(returning)).all()
+
+
+def tag_ids_for(dataset_id: int, names: list[str]) -> dict[str, int]:
+    """Each tag name's id in the dataset, creating the tags that do not exist yet."""
+    if not names:
+        return {}
+    names = sorted(set(names))  # one insert order for everyone, so concurrent creators lock alike
+    insert_missing(Tag, [{"dataset_id": dataset_id, "name": n, "image_count": 0} for n in names], ("dataset_id", "name"))
+    return dict(db.session.execute(select(Tag.name, Tag.id).where(Tag.dataset_id == dataset_id, Tag.name.in_(names))).all())
 
 
 def folder_for(dataset_id: int, path: str) -> int:
     """The id of a folder path, creating it and its parents as needed."""
+    folder_id = db.session.scalar(select(Folder.id).where(Folder.dataset_id == dataset_id, Folder.path == path))
+    if folder_id is not None:
+        return folder_id
     parent_id = None
     prefix = []
     for part in path.split("/"):
         prefix.append(part)
         current = "/".join(prefix)
-        folder_id = db.session.scalar(select(Folder.id).where(Folder.dataset_id == dataset_id, Folder.path == current))
-        if folder_id is None:
-            folder = Folder(dataset_id=dataset_id, path=current, parent_id=parent_id)
-            db.session.add(folder)
-            db.session.flush()
-            folder_id = folder.id
-        parent_id = folder_id
+        insert_missing(Folder, [{"dataset_id": dataset_id, "path": current, "parent_id": parent_id}], ("dataset_id", "path"))
+        parent_id = db.session.scalar(select(Folder.id).where(Folder.dataset_id == dataset_id, Folder.path == current))
     return parent_id
 
 
 # ---- tags ----------------------------------------------------------------------------------
 
 
-def list_tags(dataset: Dataset) -> list[dict]:
-    """The dataset's tags by name, each with how many images carry it (the kept counter)."""
-    rows = db.session.execute(select(Tag.name, Tag.image_count).where(Tag.dataset_id == dataset.id).order_by(Tag.name))
+def list_tags(dataset: Dataset, user: User) -> list[dict]:
+    """The tags by name, each with how many images carry it, as far as the user sees images.
+
+    The kept counters for whoever sees every image; for a labeler, only the tags of their assigned
+    images, counted over those, so no name or number tells of an image they may not see.
+    """
+    if sees_all_images(user, dataset):
+        rows = db.session.execute(select(Tag.name, Tag.image_count).where(Tag.dataset_id == dataset.id).order_by(Tag.name))
+    else:
+        shown = visible_images(select(Image.id), user, dataset)
+        rows = db.session.execute(
+            select(Tag.name, func.count()).join(ImageTag, ImageTag.tag_id == Tag.id)
+            .where(Tag.dataset_id == dataset.id, ImageTag.image_id.in_(shown)).group_by(Tag.id, Tag.name).order_by(Tag.name)
+        )
     return [{"name": name, "image_count": count} for name, count in rows]
 
 
 def _count_tags(deltas: dict[int, int]) -> None:
-    """Move tags' kept image counts by a delta each (in id order, so concurrent changes lock alike)."""
-    for tag_id in sorted(deltas):
-        if deltas[tag_id]:
-            db.session.execute(update(Tag).where(Tag.id == tag_id).values(image_count=Tag.image_count + deltas[tag_id]))
+    """Move tags' kept image counts by a delta each: one UPDATE per distinct delta, whatever the number of tags.
+
+    The rows are locked first in id order, so concurrent changes of overlapping tags lock alike.
+    """
+    by_delta: dict[int, list[int]] = {}
+    for tag_id, delta in deltas.items():
+        if delta:
+            by_delta.setdefault(delta, []).append(tag_id)
+    if not by_delta:
+        return
+    # FOR NO KEY UPDATE, as an UPDATE of the count takes: FOR UPDATE would also wait for the key-share
+    # locks that inserting links to these tags takes, and two such inserters would deadlock.
+    db.session.execute(
+        select(Tag.id).where(Tag.id.in_(sorted(t for ids in by_delta.values() for t in ids))).order_by(Tag.id).with_for_update(key_share=True)
+    )
+    for delta, tag_ids in sorted(by_delta.items()):
+        db.session.execute(update(Tag).where(Tag.id.in_(tag_ids)).values(image_count=Tag.image_count + delta))
 
 
 def recount_tags(dataset_id: int) -> None:
@@ -483,16 +580,28 @@ def _tag_named(dataset: Dataset, name: str) -> Tag:
 def rename_tag(dataset: Dataset, name: str, new_name) -> dict:
     """Rename a tag; renaming onto an existing tag merges the two (then "merged" is true)."""
     new_name = _clean_tag_name(new_name, field="name", subject="The new tag name")
+    try:
+        return _rename_tag(dataset, name, new_name)
+    except IntegrityError:
+        # Another request gave a tag this name at the same moment. Nothing of this one was kept,
+        # and run again it finds that tag and merges into it, which cannot conflict.
+        db.session.rollback()
+        return _rename_tag(dataset, name, new_name)
+
+
+def _rename_tag(dataset: Dataset, name: str, new_name: str) -> dict:
     tag = _tag_named(dataset, name)
     target = db.session.scalar(select(Tag).where(Tag.dataset_id == dataset.id, Tag.name == new_name))
     if target is None:
         tag.name = new_name
+        db.session.flush()
     elif target.id != tag.id:
-        # Merge: images that already carry the target keep one link; the others move over.
-        both = select(ImageTag.image_id).where(ImageTag.tag_id == target.id)
-        db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(both)))
-        moved = db.session.execute(update(ImageTag).where(ImageTag.tag_id == tag.id).values(tag_id=target.id)).rowcount
+        # Merge: the target gains a link for each image with the tag (images carrying both keep
+        # one), then the tag goes with its links.
+        links = select(ImageTag.image_id, literal(target.id).label("tag_id")).where(ImageTag.tag_id == tag.id)
+        moved = insert_missing(ImageTag, links, ("image_id", "tag_id"))
         _count_tags({target.id: moved})
+        db.session.execute(delete(ImageTag).where(ImageTag.tag_id == tag.id))
         db.session.execute(delete(Tag).where(Tag.id == tag.id))
     db.session.commit()
     kept = target if target is not None else tag
@@ -526,14 +635,15 @@ def add_tag_to_images(dataset: Dataset, image_ids, name) -> int:
     """Tag many images of one dataset; how many images gained the tag."""
     name = _clean_tag_name(name)
     ids = _ids(dataset, image_ids)
-    tag = tag_for(dataset.id, name)
-    have = set(db.session.scalars(select(ImageTag.image_id).where(ImageTag.tag_id == tag.id, ImageTag.image_id.in_(ids))))
-    rows = [{"image_id": i, "tag_id": tag.id} for i in ids if i not in have]
-    if rows:
-        db.session.execute(db.insert(ImageTag), rows)
-        _count_tags({tag.id: len(rows)})
+    tag_id = tag_ids_for(dataset.id, [name])[name]
+    have = set(db.session.scalars(select(ImageTag.image_id).where(ImageTag.tag_id == tag_id, ImageTag.image_id.in_(ids))))
+    # Counted by the links really inserted: a concurrent request tagging the same images adds the rest.
+    added = insert_missing(
+        ImageTag, [{"image_id": i, "tag_id": tag_id} for i in sorted(ids) if i not in have], ("image_id", "tag_id"), ImageTag.image_id
+    )
+    _count_tags({tag_id: len(added)})
     db.session.commit()
-    return len(rows)
+    return len(added)
 
 
 def remove_tag_from_images(dataset: Dataset, image_ids, name) -> int:
@@ -557,3 +667,40 @@ def move_to_folder(dataset: Dataset, image_ids, path) -> int:
     db.session.execute(update(Image).where(Image.dataset_id == dataset.id, Image.id.in_(ids)).values(folder_id=folder_id))
     db.session.commit()
     return len(ids)
+
+
+# What each bulk action of the grid's bar takes besides the images, and the service that applies it.
+BULK_CHANGES = {
+    "set_split": (("split",), lambda dataset, ids, p: set_split(dataset, ids, p["split"])),
+    "add_tag": (("tag",), lambda dataset, ids, p: add_tag_to_images(dataset, ids, p["tag"])),
+    "remove_tag": (("tag",), lambda dataset, ids, p: remove_tag_from_images(dataset, ids, p["tag"])),
+    "move_folder": (("to_folder",), lambda dataset, ids, p: move_to_folder(dataset, ids, p["to_folder"])),
+    "delete": ((), lambda dataset, ids, p: delete_images(dataset, ids)),
+}
+
+
+def check_bulk_change(dataset: Dataset, action: str, params: dict) -> None:
+    """Refuse a bulk action's bad parameters before any image changes (and before a job starts)."""
+    if action not in BULK_CHANGES:
+        raise Invalid(f"Unknown bulk action {action!r}", details={"field": "action"})
+    if action == "set_split":
+        parse_split(params["split"])
+    elif action in ("add_tag", "remove_tag"):
+        name = _clean_tag_name(params["tag"])
+        if action == "remove_tag":
+            _tag_named(dataset, name)
+    elif action == "move_folder":
+        clean_folder_path(params["to_folder"])
+
+
+def apply_bulk_change(dataset: Dataset, action: str, image_ids, params: dict) -> int:
+    """Apply one bulk action to at most MAX_BULK images; how many images it changed."""
+    check_bulk_change(dataset, action, params)
+    return BULK_CHANGES[action][1](dataset, image_ids, params)
+
+
+def shown_images(dataset: Dataset, user: User, image_ids) -> list[Image]:
+    """The images among these ids that still exist and the user may see, in id order (tiles to redraw)."""
+    if not is_id_list(image_ids, INT64_MAX) or len(image_ids) > MAX_BULK:
+        raise Invalid(f"image_ids must be a list of at most {MAX_BULK} image ids", details={"field": "image_ids"})
+    return list(db.session.scalars(visible_images(select(Image), user, dataset).where(Image.id.in_(image_ids)).order_by(Image.id)))

@@ -2,17 +2,18 @@
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import Conflict, Invalid, NotFound, is_finite_number, is_id_list, is_int
 from core.extensions import db
-from core.permissions import can
-from models import Annotation, Dataset, Job, JobStatus, Label, User
+from core.permissions import can, sees_all_images, visible_images
+from models import Annotation, Dataset, Image, Job, JobStatus, Label, User
 from models.dataset import SHAPES_BY_TYPE
-from services.jobs import start_job
+from services.jobs import active_jobs, start_job
 
 MAX_NAME = 200
+LABEL_JOBS = ("delete_label", "merge_labels")  # the jobs that remove labels
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_NAME = 100
 MAX_VALUES = 200
@@ -34,6 +35,28 @@ def _invalid(field: str, message: str) -> Invalid:
 def list_labels(dataset: Dataset) -> list[Label]:
     """The dataset's labels in display order."""
     return list(db.session.scalars(select(Label).where(Label.dataset_id == dataset.id).order_by(Label.position, Label.id)))
+
+
+COUNTERS = ("image_count", "annotation_count")
+
+
+def label_counters(dataset: Dataset, labels: list[Label], user: User) -> dict[int, dict]:
+    """Each label's image and annotation counters as the user may see them, by label id.
+
+    The kept counters for whoever sees every image (no query); for a labeler, counted over the
+    images assigned to them in one grouped query, so the numbers tell nothing of the rest. The
+    labels are left as they are: they are rows the session would write back.
+    """
+    if sees_all_images(user, dataset):
+        return {label.id: {name: getattr(label, name) for name in COUNTERS} for label in labels}
+    shown = visible_images(select(Image.id), user, dataset).subquery()
+    rows = db.session.execute(
+        select(Annotation.label_id, func.count(func.distinct(Annotation.image_id)), func.count(Annotation.id))
+        .join(shown, shown.c.id == Annotation.image_id)
+        .group_by(Annotation.label_id)
+    )
+    counts = {label_id: {"image_count": images, "annotation_count": annotations} for label_id, images, annotations in rows}
+    return {label.id: counts.get(label.id, {"image_count": 0, "annotation_count": 0}) for label in labels}
 
 
 def get_label(dataset: Dataset, label_id: int) -> Label:
@@ -218,8 +241,34 @@ def update_label(dataset: Dataset, label: Label, **changes) -> Label:
     return label
 
 
+def lock_labels(dataset_id: int) -> None:
+    """Serialise changes to a dataset's set of labels: a reorder, and the jobs that remove labels.
+
+    A no-op write on the dataset row, held to the end of the transaction: PostgreSQL locks the
+    row, SQLite takes its one write lock (it has no row locks, so SELECT ... FOR UPDATE would not do).
+    """
+    db.session.execute(
+        update(Dataset).where(Dataset.id == dataset_id).values(updated_at=Dataset.updated_at).execution_options(synchronize_session=False)
+    )
+
+
+def _labels_busy() -> Conflict:
+    return Conflict("A label of this dataset is being deleted or merged; reorder the labels once that job has finished")
+
+
 def reorder_labels(dataset: Dataset, label_ids) -> list[Label]:
-    """Set the display order from the full list of the dataset's label ids."""
+    """Set the display order from the full list of the dataset's label ids.
+
+    Refused while a delete or merge job of the dataset's labels is queued or running: it removes
+    labels the list names. Checked again under lock_labels(), which those jobs take before they
+    remove labels, so the check and the write are one step.
+    """
+    if active_jobs(dataset, *LABEL_JOBS):
+        raise _labels_busy()
+    lock_labels(dataset.id)
+    if db.session.scalar(select(Job.id).where(Job.dataset_id == dataset.id, Job.kind.in_(LABEL_JOBS), Job.status.in_([JobStatus.queued, JobStatus.running])).limit(1)):
+        db.session.rollback()
+        raise _labels_busy()
     labels = list_labels(dataset)
     if not is_id_list(label_ids):
         raise _invalid("label_ids", "label_ids must be a list of label ids")

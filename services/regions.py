@@ -24,6 +24,9 @@ DEFAULT_MAX_PIXELS = 200_000_000
 # Rows decoded below a region's bottom: libjpeg's chroma upsampling and progressive block smoothing
 # look one MCU row (at most 32 pixels) further down, and the rows used must come out as in a full decode.
 JPEG_ROW_MARGIN = 64
+# A large downscale first averages blocks down to within this factor of the output (Image.resize's
+# reducing_gap): a preview of a 196 MP palette image converts tiles and keeps only the averaged copy.
+REDUCING_GAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,10 @@ def _integer(name: str, value) -> int:
         return int(value)
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("+-").isdigit() and text.isascii():
+        # 20 characters hold any 64-bit number; int() raises ValueError past 4,300 digits.
+        if text.lstrip("+-").isdigit() and text.isascii() and len(text) <= 20:
             return int(text)
-        raise Invalid(f"{name} must be a whole number of pixels, not {value!r}", details={"field": name})
+        raise Invalid(f"{name} must be a whole number of pixels, not {value[:24]!r}", details={"field": name})
     raise Invalid(f"{name} is missing or not a number", details={"field": name})
 
 
@@ -135,7 +139,7 @@ def _raw_box(orientation: int, raw_w: int, raw_h: int, x: float, y: float, w: fl
 
 
 def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
-    """Decode only as much as needed, crop, downscale, orient, encode.
+    """Decode only as much as needed, crop, downscale, orient, encode; never changes Pillow's settings.
 
     A JPEG decodes at the smallest DCT scale (draft()) that keeps the output sharp, and only down to
     the region's bottom row: a 1024x1024 tile at the top of a 12000x9000 photo decodes 12000x1088
@@ -168,21 +172,13 @@ def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes
                 fx = fy = drafted[1][2] / raw_w
         image.seek(0)
         image.load()
-        left, right, top, bottom = left * fx, right * fx, top * fy, bottom * fy
-        ix0, iy0 = max(0, math.floor(left)), max(0, math.floor(top))
-        ix1, iy1 = min(image.width, math.ceil(right)), min(image.height, math.ceil(bottom))
-        crop = image.crop((ix0, iy0, ix1, iy1))
-        if crop.mode not in ("RGB", "L"):
-            crop = crop.convert("RGBA").convert("RGB")
-        if crop.size == out_size and (left, top, right, bottom) == (ix0, iy0, ix1, iy1):
-            out = crop
-        else:
-            out = crop.resize(
-                out_size, PILImage.Resampling.LANCZOS, box=(left - ix0, top - iy0, right - ix0, bottom - iy0)
-            )
+        source = (left * fx, top * fy, right * fx, bottom * fy)
+        out = imaging.resample(image, out_size, source, PILImage.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
         out = imaging.apply_orientation(out, orientation)
     except imaging.ImageRejected:
         raise
+    except PILImage.DecompressionBombError:
+        raise imaging.pillow_bomb(raw_w * raw_h) from None
     except Exception as exc:  # Pillow raises many types for bad data
         raise imaging.ImageRejected(f"corrupt image: {exc}") from None
     buffer = io.BytesIO()

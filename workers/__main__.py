@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__.splitlines()[0])
     parser.add_argument("queues", nargs="*", default=list(QUEUES), help=f"queues to work on (default: {' '.join(QUEUES)})")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--logging-level", default="INFO", help="RQ's log level (default: INFO)")
     args = parser.parse_args(argv)
 
     from app import create_app
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app()
     with app.app_context():
         worker = Worker(args.queues, connection=get_redis(), serializer=JSONSerializer)
-        worker.work(burst=args.burst, with_scheduler=False)
+        worker.work(burst=args.burst, logging_level=args.logging_level, with_scheduler=False)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,9 @@ class _Importer:
         self.window = 2 * threads
         self.storage = get_storage()
         self.max_pixels = current_app.config["LOUPE_MAX_IMAGE_PIXELS"]
+        # The threads hold at most as much decoded memory at once as a limit-sized 8-bit image
+        # (200 MB by default): small files side by side, a huge one alone, whatever the mix.
+        self.budget = imaging.DecodeBudget(self.max_pixels)
         self.box = current_app.config["LOUPE_THUMBNAIL_SIZE"]
         self.folders: dict[str, int] = {}
 
@@ -153,7 +156,7 @@ class _Importer:
         except FileNotFoundError:
             return None, "the uploaded file is missing from storage"
         try:
-            processed = imaging.process(data, self.max_pixels, self.box)
+            processed = imaging.process(data, self.max_pixels, self.box, self.budget)
         except imaging.ImageRejected as exc:
             return None, str(exc)
         # Content-addressed: rewriting an existing thumbnail gives the same bytes, so no exists() check.

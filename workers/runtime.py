@@ -1,21 +1,32 @@
 """What every job body runs inside: an app context, the job row's lifecycle, progress and cancel."""
 
+import logging
+import threading
 import time
-import traceback
 from contextlib import contextmanager
 
 from flask import current_app, has_app_context
+from redis.exceptions import RedisError
+from sqlalchemy import update
 
+from core.errors import LoupeError
 from core.extensions import db
-from models import Job, JobStatus
+from core.queues import get_redis
+from models import Dataset, Job, JobStatus
 from models.base import utcnow
+from services import jobs as jobs_service
 
 PROGRESS_EVERY_S = 0.5
+log = logging.getLogger("loupe.jobs")
 _app = None
 
 
 class Cancelled(Exception):
     pass
+
+
+class NotRunnable(Exception):
+    """The row was not queued when a worker picked the job up (cancelled, or already taken): not run."""
 
 
 @contextmanager
@@ -59,30 +70,85 @@ class JobRun:
 
 
 @contextmanager
+def _heartbeat(job_id: str, runner: str):
+    """Keep the runner's key alive in Redis while this process runs the job, for hosts that cannot
+    look at this process (see services.jobs.runner_alive); it lapses within a TTL of a crash."""
+    connection, key, stop = get_redis(), jobs_service.runner_key(job_id), threading.Event()
+
+    def set_key():
+        try:
+            connection.set(key, runner, ex=jobs_service.RUNNER_TTL_S)
+        except RedisError:
+            pass  # the next beat tries again; the web side treats an unreachable Redis as "alive"
+
+    def beat():
+        while not stop.wait(jobs_service.RUNNER_BEAT_S):
+            set_key()
+
+    set_key()  # before the job's first step, so the key is there for as long as the job runs
+    thread = threading.Thread(target=beat, name=f"heartbeat {job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        try:
+            connection.delete(key)
+        except RedisError:
+            pass
+
+
+def _failure_message(exc: Exception, job_id: str) -> str:
+    """What a person reads: a domain error's own message; anything else stays in the worker's log."""
+    if isinstance(exc, LoupeError):
+        return exc.message
+    return (
+        f"The job stopped on an unexpected error; the worker's log has the details (job {job_id}). "
+        "Run it again to continue where it stopped."
+    )
+
+
+@contextmanager
 def job_run(job_id: str):
-    """Mark the row running, yield a JobRun, and finish, cancel or fail the row at the end."""
+    """Take the queued row, yield a JobRun, and finish, cancel or fail the row at the end.
+
+    Taking the row is one conditional update, so a job cancelled (or already taken by another
+    process) while it waited in the queue is not run, and the row names this process as its runner.
+    """
+    runner = jobs_service.this_process()
+    claimed = db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.queued).values(
+            status=JobStatus.running, started_at=utcnow(), finished_at=None, attempts=Job.attempts + 1,
+            message="Running", runner=runner,
+        )
+    ).rowcount
+    db.session.commit()
     job = db.session.get(Job, job_id)
     if job is None:
         raise LookupError(f"job row {job_id} does not exist")
-    job.status, job.started_at, job.finished_at = JobStatus.running, utcnow(), None
-    job.attempts += 1
-    job.message = "Running"
-    db.session.commit()
+    if not claimed:
+        raise NotRunnable(f"job {job_id} is {job.status.value}, not queued: not run")
+    dataset_id = job.dataset_id  # the row loses it (SET NULL) if the dataset is deleted meanwhile
     run = JobRun(job)
-    try:
-        yield run
-    except Cancelled:
-        db.session.rollback()
-        job.status, job.message = JobStatus.cancelled, f"Cancelled after {job.done} of {job.total}"
-    except Exception as exc:
-        db.session.rollback()
-        job.status = JobStatus.failed
-        job.message = f"{type(exc).__name__}: {exc}"[:2000]
-        job.result = {**(job.result or {}), "traceback": traceback.format_exc()[-4000:]}
+    with _heartbeat(job_id, runner):
+        try:
+            yield run
+        except Exception as exc:
+            db.session.rollback()
+            # A job whose dataset was deleted under it (asked to stop, or failing on rows that are
+            # gone) was cancelled by that deletion, whatever it stopped on.
+            deleted = dataset_id is not None and db.session.get(Dataset, dataset_id) is None
+            if isinstance(exc, Cancelled) or deleted:
+                job.status, job.message = JobStatus.cancelled, f"Cancelled after {job.done} of {job.total}"
+                if deleted:
+                    job.message += f": {jobs_service.DATASET_DELETED}"
+            else:
+                log.exception("Job %s (%s) failed", job_id, job.kind)
+                job.status, job.message, job.finished_at = JobStatus.failed, _failure_message(exc, job_id), utcnow()
+                db.session.commit()
+                raise
+        else:
+            job.status = JobStatus.finished
         job.finished_at = utcnow()
         db.session.commit()
-        raise
-    else:
-        job.status = JobStatus.finished
-    job.finished_at = utcnow()
-    db.session.commit()

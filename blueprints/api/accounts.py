@@ -1,4 +1,4 @@
-"""The token's user and their API tokens."""
+"""The caller (the signed-in user, or the token's) and their API tokens."""
 
 from flask_login import current_user
 
@@ -12,7 +12,7 @@ bp = Blueprint("api-accounts", __name__, url_prefix="/api/v1", description="The 
 @bp.get("/me")
 @bp.response(200, UserSchema)
 def me():
-    """The user the token belongs to."""
+    """The caller: the signed-in user, or the user the token belongs to."""
     return current_user
 
 

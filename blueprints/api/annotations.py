@@ -1,15 +1,21 @@
 """Annotations of one image: get, replace (with the revision it was based on), submit, skip, history, restore."""
 
+import re
+
 from flask import request
 from flask_login import current_user
 from marshmallow import Schema, fields
 
 from blueprints.api.base import Blueprint
-from core.errors import LoupeError
+from blueprints.api.schemas import Timestamp
+from core.errors import INT32_MAX, Invalid, LoupeError, is_int
 from core.permissions import requires
 from services import annotations as service
 
 MAX_BODY = 2 * 1024 * 1024
+# An ETag is the revision number, quoted ("3"); a bare 3 is accepted too. A revision is an INTEGER
+# column: ten digits at most, checked before int() reads them.
+REVISION_TAG = re.compile(r'"([0-9]{1,10})"|([0-9]{1,10})')
 
 bp = Blueprint(
     "api-annotations", __name__, url_prefix="/api/v1/datasets/<int:dataset_id>/images/<int:image_id>",
@@ -60,12 +66,19 @@ class RestoredSchema(AnnotationSetSchema):
 
 class ReplaceArgs(Schema):
     # Raw: the service validates every annotation and names the index and field at fault.
-    revision = fields.Raw(required=True, metadata={"type": "integer", "description": "The revision the annotations are based on (0: none)"})
+    revision = fields.Raw(metadata={
+        "type": "integer", "minimum": 0, "maximum": INT32_MAX,
+        "description": "The revision the annotations are based on (0: none); 409 if someone saved since. Or send it as "
+        "If-Match. Leave both out to replace whatever is there: still a revision of its own, so the history keeps what was replaced",
+    })
     annotations = fields.Raw(required=True, metadata={"type": "array", "items": {"$ref": "#/components/schemas/Annotation"}})
 
 
 class LifecycleArgs(Schema):
-    revision = fields.Raw(metadata={"type": "integer", "description": "Optional: refuse with 409 if someone saved since"})
+    # Revisions are an INTEGER column.
+    revision = fields.Raw(metadata={
+        "type": "integer", "minimum": 0, "maximum": INT32_MAX, "description": "Optional: refuse with 409 if someone saved since",
+    })
 
 
 class PersonSchema(Schema):
@@ -78,7 +91,8 @@ class RevisionSchema(Schema):
     number = fields.Integer()
     author = fields.Nested(PersonSchema, allow_none=True)
     action = fields.String(metadata={"enum": ["save", "submit", "skip", "restore"]})
-    created_at = fields.DateTime()
+    created_at = Timestamp()
+    saved_at = Timestamp(metadata={"description": "The last save in this revision: the canvas's autosaves within a couple of minutes fold into one"})
     state = fields.String(allow_none=True)
     annotation_count = fields.Integer()
 
@@ -89,11 +103,16 @@ class HistorySchema(Schema):
 
 
 class HistoryArgs(Schema):
-    before = fields.Integer(metadata={"minimum": 1, "description": "Only revisions older than this number"})
+    before = fields.Integer(metadata={"minimum": 1, "maximum": INT32_MAX, "description": "Only revisions older than this number"})
     limit = fields.Integer(metadata={"minimum": 1, "maximum": service.HISTORY_PAGE})
 
 
 CONFLICT = "Someone saved since the named revision; details carry current_revision, annotations, author, saved_at"
+ETAG = {"ETag": {"description": 'The revision, quoted ("3"): send it back as If-Match to save based on it', "schema": {"type": "string"}}}
+IF_MATCH = {
+    "in": "header", "name": "If-Match", "required": False, "schema": {"type": "string", "pattern": r'^\s*(\*|"[0-9]{1,10}"|[0-9]{1,10})\s*$'},
+    "description": 'The revision the annotations are based on, as the ETag of GET gave it ("3"; 3 works too), instead of `revision`',
+}
 HANDED_IN_CONFLICT = "The image is already to review or accepted, or someone saved since `revision`"
 
 
@@ -101,20 +120,41 @@ HANDED_IN_CONFLICT = "The image is already to review or accepted, or someone sav
 
 @bp.get("/annotations")
 @requires("image:view")
-@bp.response(200, AnnotationSetSchema)
+@bp.response(200, AnnotationSetSchema, headers=ETAG)
 def show(dataset, image):
-    """The image's annotations and the revision they belong to."""
-    return service.get_annotations(image)
+    """The image's annotations and the revision they belong to (also the ETag)."""
+    return _tagged(service.get_annotations(image))
 
 
 @bp.put("/annotations")
 @requires("image:annotate")
 @bp.arguments(ReplaceArgs)
-@bp.response(200, AnnotationSetSchema)
+@bp.doc(parameters=[IF_MATCH])
+@bp.response(200, AnnotationSetSchema, headers=ETAG)
 @bp.alt_response(409, description=CONFLICT)
 def replace(args, dataset, image):
-    """Replace all the image's annotations; `revision` must be the latest, or the answer is 409."""
-    return service.replace_annotations(image, current_user, args["annotations"], args["revision"])
+    """Replace all the image's annotations. With `revision` (or If-Match) it must be the latest, or the
+    answer is 409; without, the annotations replace whatever is there."""
+    return _tagged(service.replace_annotations(image, current_user, args["annotations"], _based_on(args)))
+
+
+def _tagged(saved: dict):
+    return saved, 200, {"ETag": f'"{saved["revision"]}"'}
+
+
+def _based_on(args: dict):
+    """The revision a save names, from the body or the If-Match header (they must agree); None for neither."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":  # "*": any current version, i.e. no condition
+        return args.get("revision")
+    match = REVISION_TAG.fullmatch(header)
+    tagged = int(match.group(1) or match.group(2)) if match else None
+    if not is_int(tagged):
+        raise Invalid(f'If-Match must be the revision the change is based on, as the ETag gave it ("3"), not {header[:40]!r}',
+                      details={"field": "If-Match"})
+    if args.get("revision") is not None and args["revision"] != tagged:
+        raise Invalid(f"revision {args['revision']!r} and If-Match {header} name different revisions; send one", details={"field": "revision"})
+    return tagged
 
 
 @bp.post("/submit")

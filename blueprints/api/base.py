@@ -1,15 +1,15 @@
 """What every API blueprint shares: a request parser whose errors speak the API's error shape."""
 
+from http import HTTPStatus
+
 import flask_smorest
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.datastructures import CombinedMultiDict
 
-from core.errors import LoupeError
-
-
-class BadJson(LoupeError):
-    status, code = 400, "invalid_json"
+from blueprints.api.schemas import ErrorSchema
+from core.errors import BadJson, LoupeError
+from core.http import check_numbers, load_json
 
 
 class UnsupportedMediaType(LoupeError):
@@ -28,7 +28,13 @@ class ApiParser(FlaskParser):
             if req.content_length:
                 raise UnsupportedMediaType("Send the request body as JSON, with Content-Type: application/json")
             return core.missing
-        return core.parse_json(req.get_data(cache=True))
+        # load_json, not webargs' own parse: the limits on numbers and nesting hold here too.
+        return load_json(req.get_data(cache=True))
+
+    def parse(self, *args, **kwargs):
+        parsed = super().parse(*args, **kwargs)
+        check_numbers(parsed)  # an id or cursor beyond 64 bits would fail the query, not match nothing
+        return parsed
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         raise BadJson(f"The request body is not valid JSON: {error}")
@@ -44,6 +50,46 @@ class Blueprint(flask_smorest.Blueprint):
         **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
         "multipart": "multipart/form-data",
     }
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, provide_automatic_options=None, **options):
+        """Register the route, and document every error it can answer in the error shape."""
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        path = (self.url_prefix or "") + rule
+        for method, doc in self._docs[self._endpoints[-1]].items():
+            if method != "parameters":
+                responses = doc.setdefault("response", {}).setdefault("responses", {})
+                for status, documented in responses.items():
+                    if int(status) >= 400:  # alt_response(409, description=...): the body is still the error shape
+                        for response in documented:
+                            if isinstance(response, dict) and response.get("schema") is None:
+                                response["schema"] = ErrorSchema
+                for status in error_statuses(path, view_func, doc):
+                    responses.setdefault(status, [HTTPStatus(status).name])
+
+
+def error_statuses(path: str, view, doc: dict) -> list[int]:
+    """The errors an operation can answer, read from how the code is built, for the OpenAPI document.
+
+    Route-specific ones (409 from a service, 422 from a route without arguments) are declared on the
+    route with alt_response.
+    """
+    statuses = [401]  # every API route needs a token or a session
+    if getattr(view, "permission_scope", None):
+        statuses += [403, 404]  # requires() loads the URL's objects and checks the scope
+    elif "<" in path:
+        statuses.append(404)
+    bodies = {p["in"] for p in doc.get("arguments", {}).get("parameters", [])}
+    if bodies or "<" in path:
+        statuses.append(400)  # a body, query or path the parser cannot read (bad JSON, numbers beyond limits)
+    if bodies & {"json", "multipart"}:
+        statuses.append(413)
+    if "json" in bodies:
+        statuses.append(415)
+    if 202 in doc.get("response", {}).get("responses", {}):
+        # services.jobs.start_job: nothing new starts on a dataset being deleted (409); a job saved
+        # while the queue is unreachable (503) can be re-run.
+        statuses += [409, 503]
+    return statuses
 
 
 class Extended:

@@ -4,20 +4,24 @@ from flask import url_for
 from flask_login import current_user
 
 from blueprints.api.base import Blueprint, Extended
+from blueprints.api.labels import as_seen
 from blueprints.api.schemas import (
-    DatasetCreateArgs, DatasetListArgs, DatasetPageSchema, DatasetSchema, DatasetUpdateArgs, JobSchema, MemberArgs,
-    MemberSchema, StatsSchema,
+    DatasetCreateArgs, DatasetListArgs, DatasetPageSchema, DatasetSchema, DatasetUpdateArgs, JobSchema,
+    MemberArgs, MemberSchema, StatsSchema,
 )
 from core.permissions import requires
 from services import datasets as service
 
 bp = Blueprint("api-datasets", __name__, url_prefix="/api/v1/datasets", description="Datasets, their counters and members")
 
+LAST_OWNER = "The user owns the dataset, or is its last owner"
+
 QUERY_FIELDS = ("search", "type", "archived", "sort", "order", "limit", "offset")
 
 
 def _with_labels(dataset):
-    return Extended(dataset, labels=service.labels_of([dataset])[dataset.id])
+    labels = as_seen(dataset, service.labels_of([dataset])[dataset.id])
+    return Extended(dataset, labels=labels, **service.counters_of([dataset], current_user)[dataset.id])
 
 
 @bp.get("")
@@ -27,10 +31,12 @@ def index(args):
     """The datasets the caller may see, one page at a time (offset paging)."""
     q = service.DatasetQuery(**{name: value for name, value in args.items() if name in QUERY_FIELDS})
     datasets, total = service.list_datasets(current_user, q)
-    extra = {d.id: {} for d in datasets}
+    # A labeler's counters, the labels' too, are over their assigned images only.
+    extra = service.counters_of(datasets, current_user)
     if args["with_labels"]:
-        for dataset_id, labels in service.labels_of(datasets).items():
-            extra[dataset_id]["labels"] = labels
+        labels = service.labels_of(datasets)
+        for dataset in datasets:
+            extra[dataset.id]["labels"] = as_seen(dataset, labels[dataset.id])
     if args["preview"]:
         for dataset_id, image_ids in service.preview_image_ids(datasets, current_user).items():
             extra[dataset_id]["preview"] = [
@@ -90,7 +96,7 @@ def refresh_counters(dataset):
 @bp.response(200, StatsSchema)
 def stats(dataset):
     """Image counts in all, by state and by split."""
-    return service.stats(dataset)
+    return service.stats(dataset, current_user)
 
 
 @bp.get("/<int:dataset_id>/members")
@@ -105,6 +111,20 @@ def members(dataset):
 @requires("dataset:members")
 @bp.arguments(MemberArgs)
 @bp.response(201, MemberSchema)
+@bp.alt_response(409, description=LAST_OWNER)
 def add_member(args, dataset):
-    """Give an existing user a role on the dataset, or change the role they hold."""
-    return service.add_member(dataset, args["email"], args["role"])
+    """Give an existing user a role on the dataset, or change the role they hold.
+
+    Only an owner or a site admin grants or takes away the owner role (403), nobody raises their
+    own role (403), and the last owner keeps it (409).
+    """
+    return service.add_member(dataset, args["email"], args["role"], by=current_user)
+
+
+@bp.delete("/<int:dataset_id>/members/<int:member_id>")
+@requires("dataset:members")
+@bp.response(204)
+@bp.alt_response(409, description=LAST_OWNER)
+def remove_member(dataset, member_id: int):
+    """Take a member's role away; an owner only by an owner or a site admin, never the last owner (409)."""
+    service.remove_member(dataset, member_id, by=current_user)

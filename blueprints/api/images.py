@@ -10,7 +10,7 @@ from blueprints.api.schemas import (
     UploadResultSchema,
 )
 from core.errors import Invalid
-from core.files import MEDIA_TYPES, send_object
+from core.files import MEDIA_TYPES, media_type, send_object, send_original
 from core.permissions import requires
 from services import images as service
 from services import regions as region_service
@@ -38,6 +38,7 @@ def index(_args, dataset):
 @requires("dataset:import")
 @bp.arguments(UploadArgs, location="multipart")
 @bp.response(202, UploadResultSchema)
+@bp.alt_response(409, description="The dataset is being deleted")
 def upload(args, dataset):
     """Store the sent files at once and start a job that imports them (thumbnails, duplicates)."""
     files = args["files"]
@@ -106,18 +107,25 @@ def delete(dataset, image):
 
 @bp.get("/<int:image_id>/file")
 @requires("image:view")
-@bp.doc(responses={200: {"description": "The file as uploaded", "content": {"application/octet-stream": BYTES}}, 304: NOT_MODIFIED})
+@bp.doc(responses={
+    200: {
+        "description": "The file as uploaded, with the media type of the format it decoded as",
+        "content": {kind: BYTES for kind in [*MEDIA_TYPES.values(), media_type(None)]},
+    },
+    304: NOT_MODIFIED,
+})
 def file(dataset, image):
     """The original file's bytes, with an ETag."""
-    return send_object(image.storage_key, MEDIA_TYPES.get(image.format, "application/octet-stream"))
+    return send_original(image)
 
 
 @bp.get("/<int:image_id>/thumbnail")
 @requires("image:view")
 @bp.doc(responses={200: {"description": "A JPEG", "content": {"image/jpeg": BYTES}}, 304: NOT_MODIFIED})
+@bp.alt_response(422, description="The thumbnail was lost and the stored original cannot be decoded to make it again")
 def thumbnail(dataset, image):
-    """A JPEG thumbnail, with an ETag."""
-    return send_object(image.thumbnail_key, "image/jpeg")
+    """A JPEG thumbnail, with an ETag; a lost one is made again from the original, as the web page does."""
+    return send_object(service.ensure_thumbnail(image), "image/jpeg")
 
 
 class RegionArgs(Schema):

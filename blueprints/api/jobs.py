@@ -1,4 +1,4 @@
-"""Jobs: poll one, cancel one."""
+"""Jobs: poll one, cancel one, run one again."""
 
 from blueprints.api.base import Blueprint
 from blueprints.api.schemas import JobSchema
@@ -19,6 +19,16 @@ def show(job):
 @bp.post("/<job_id>/cancel")
 @requires("job:cancel")
 @bp.response(200, JobSchema)
+@bp.alt_response(409, description="The job has already ended")
 def cancel(job):
     """Cancel a queued job at once, or ask a running one to stop."""
     return service.cancel_job(job)
+
+
+@bp.post("/<job_id>/retry")
+@requires("job:cancel")
+@bp.response(202, JobSchema)
+@bp.alt_response(409, description="The job is queued, running or finished: only a failed or cancelled job runs again")
+def retry(job):
+    """Run a failed (for instance interrupted) or cancelled job again; it continues where it stopped."""
+    return service.rerun_job(job)

@@ -2,7 +2,7 @@
 
 from flask_login import current_user
 
-from blueprints.api.base import Blueprint
+from blueprints.api.base import Blueprint, Extended
 from blueprints.api.schemas import (
     JobSchema, LabelCopyArgs, LabelCopySchema, LabelCreateArgs, LabelMergeArgs, LabelOrderArgs, LabelSchema,
     LabelUpdateArgs,
@@ -15,19 +15,28 @@ bp = Blueprint(
     description="Labels (classes) of a dataset; merging and deleting rewrite annotations in a job",
 )
 
+NAME_TAKEN = "Another label has this name or shortcut, or is already the unclassified one"
+
+
+def as_seen(dataset, labels) -> list:
+    """The labels with their counters as the caller may see them (a labeler's: over their assigned images)."""
+    counters = service.label_counters(dataset, labels, current_user)
+    return [Extended(label, **counters[label.id]) for label in labels]
+
 
 @bp.get("")
 @requires("dataset:view")
 @bp.response(200, LabelSchema(many=True))
 def index(dataset):
-    """The dataset's labels in display order, with their counters."""
-    return service.list_labels(dataset)
+    """The dataset's labels in display order, with their counters (a labeler's: over their assigned images)."""
+    return as_seen(dataset, service.list_labels(dataset))
 
 
 @bp.post("")
 @requires("dataset:labels")
 @bp.arguments(LabelCreateArgs)
 @bp.response(201, LabelSchema)
+@bp.alt_response(409, description=NAME_TAKEN)
 def create(args, dataset):
     """Add a label (manager or above)."""
     return service.create_label(dataset, **args)
@@ -37,6 +46,7 @@ def create(args, dataset):
 @requires("dataset:labels")
 @bp.arguments(LabelUpdateArgs)
 @bp.response(200, LabelSchema)
+@bp.alt_response(409, description=NAME_TAKEN)
 def update(changes, dataset, label_id: int):
     """Change a label's fields; all are checked before any is saved."""
     return service.update_label(dataset, service.get_label(dataset, label_id), **changes)
@@ -63,6 +73,7 @@ def merge(args, dataset):
 @requires("dataset:labels")
 @bp.arguments(LabelOrderArgs)
 @bp.response(200, LabelSchema(many=True))
+@bp.alt_response(409, description="A label of the dataset is being deleted or merged")
 def reorder(args, dataset):
     """Set the display order: every label id of the dataset, in the new order."""
     return service.reorder_labels(dataset, args["label_ids"])

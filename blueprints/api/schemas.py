@@ -4,18 +4,50 @@ Value checks (types of dataset, splits, limits) stay in the services, so the pag
 answer the same; `metadata` only tells the OpenAPI document which values exist.
 """
 
+from datetime import timezone
+
 from flask import url_for
 from flask_smorest.fields import Upload
 from marshmallow import Schema, fields
 
+from core.errors import INT32_MAX, INT64_MAX, INT64_MIN
 from models import SHAPES, DatasetType, ImageState, JobStatus, Role, Split
-from services.datasets import SORTS
-from services.images import PAGE
+from services.datasets import MAX_DESCRIPTION, SORTS
+from services.datasets import MAX_NAME as DATASET_NAME
+from services.images import MAX_BULK, MAX_TAG_NAME, MAX_TAGS_PER_IMAGE, PAGE
 from services.jobs import dataset_status
+from services.labels import MAX_ATTRIBUTE_NAME
+from services.labels import MAX_NAME as LABEL_NAME
 
 
 def _values(enum) -> list[str]:
     return [member.value for member in enum]
+
+
+COLOR = r"^\s*#[0-9a-fA-F]{6}\s*$"
+# Stricter than services.images.clean_folder_path (no '..' anywhere, rather than as a segment).
+FOLDER = {"maxLength": 1024, "pattern": r"^(?![\s\S]*\.\.)"}
+
+
+def name_rules(max_length: int, description: str = "") -> dict:
+    """The document's words for a name the services strip and refuse when blank or too long."""
+    return {"minLength": 1, "maxLength": max_length, "pattern": r"\S", "description": description or f"1 to {max_length} characters, not blank"}
+
+
+def whole_number_bounds(converter, field, ret: dict) -> dict:
+    """An apispec attribute function: every whole number is 64-bit, as core.http reads them and the database holds them."""
+    if ret.get("type") != "integer":
+        return {}
+    return {"minimum": ret.get("minimum", INT64_MIN), "maximum": ret.get("maximum", INT64_MAX)}
+
+
+class Timestamp(fields.DateTime):
+    """A stored time with its offset, as `date-time` requires: the models keep naive UTC (models.base.utcnow)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ErrorBodySchema(Schema):
@@ -38,15 +70,15 @@ class UserSchema(Schema):
     email = fields.String()
     display_name = fields.String()
     is_admin = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = Timestamp()
 
 
 class TokenSchema(Schema):
     id = fields.Integer()
     name = fields.String()
     prefix = fields.String(metadata={"description": "The first characters of the token, to recognise it"})
-    created_at = fields.DateTime()
-    last_used_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    last_used_at = Timestamp(allow_none=True)
 
 
 class NewTokenSchema(TokenSchema):
@@ -54,18 +86,20 @@ class NewTokenSchema(TokenSchema):
 
 
 class TokenArgs(Schema):
-    name = fields.String(required=True, metadata={"description": "What the token is for (1 to 120 characters)"})
+    name = fields.String(required=True, metadata=name_rules(120, "What the token is for (1 to 120 characters)"))
 
 
 # ---- datasets ------------------------------------------------------------------------------
 
 
 class AttributeSchema(Schema):
-    name = fields.String(required=True, metadata={"description": "Unique within the label, 1 to 100 characters"})
+    name = fields.String(required=True, metadata=name_rules(MAX_ATTRIBUTE_NAME, f"Unique within the label, 1 to {MAX_ATTRIBUTE_NAME} characters"))
     type = fields.String(required=True, metadata={"enum": ["text", "number", "checkbox", "select"]})
     # A Function: a definition without values is a dict whose attribute `values` is dict.values.
+    # Types other than select have none: [] rather than null, as an array never is null.
     values = fields.Function(
-        lambda a: a.get("values"), metadata={"type": "array", "items": {"type": "string"}, "description": "select only: the distinct choices"}
+        lambda a: a.get("values") or [],
+        metadata={"type": "array", "items": {"type": "string"}, "description": "select: the distinct choices; [] for other types"},
     )
     default = fields.Raw(metadata={"description": "Optional; text, a number, true/false or one of values, by type"})
 
@@ -88,9 +122,12 @@ class LabelSchema(Schema):
 # Label requests: the types are checked here, the values (unique names, shapes per dataset type,
 # attribute definitions) in services.labels, so the pages and the API answer alike.
 class LabelUpdateArgs(Schema):
-    name = fields.String(metadata={"description": "1 to 200 characters, unique in the dataset (any case)"})
-    color = fields.String(metadata={"description": "#rrggbb", "example": "#e6194b"})
-    shortcut = fields.String(allow_none=True, metadata={"description": "One key, 0-9 or a-z (lower-cased), unique in the dataset; null for none"})
+    name = fields.String(metadata=name_rules(LABEL_NAME, f"1 to {LABEL_NAME} characters, unique in the dataset (any case)"))
+    color = fields.String(metadata={"description": "#rrggbb", "example": "#e6194b", "pattern": COLOR})
+    shortcut = fields.String(allow_none=True, metadata={
+        "description": "One key, 0-9 or a-z (lower-cased), unique in the dataset; null or empty for none",
+        "pattern": r"^\s*[0-9A-Za-z]?\s*$",
+    })
     default_shape = fields.String(metadata={"enum": list(SHAPES), "description": "One of the shapes the dataset type allows"})
     with_text = fields.Raw(metadata={"type": "boolean"})
     attributes = fields.Raw(metadata={
@@ -98,17 +135,17 @@ class LabelUpdateArgs(Schema):
         "description": "Attribute definitions (replaces the list)",
     })
     unclassified = fields.Raw(metadata={"type": "boolean", "description": "At most one label per dataset"})
-    position = fields.Integer(strict=True, metadata={"minimum": 0})
+    position = fields.Integer(strict=True, metadata={"minimum": 0, "maximum": INT32_MAX})  # an INTEGER column
 
 
 class LabelCreateArgs(LabelUpdateArgs):
-    name = fields.String(required=True, metadata={"description": "1 to 200 characters, unique in the dataset (any case)"})
+    name = fields.String(required=True, metadata=name_rules(LABEL_NAME, f"1 to {LABEL_NAME} characters, unique in the dataset (any case)"))
 
 
 class LabelMergeArgs(Schema):
-    label_ids = fields.List(fields.Integer(strict=True), required=True, metadata={"description": "The labels to merge"})
-    name = fields.String(required=True, metadata={"description": "The label to merge into: an existing one, or a new one"})
-    color = fields.String(metadata={"description": "#rrggbb; by default the existing target's or the first label's"})
+    label_ids = fields.List(fields.Integer(strict=True), required=True, metadata={"description": "The labels to merge", "minItems": 1})
+    name = fields.String(required=True, metadata=name_rules(LABEL_NAME, "The label to merge into: an existing one, or a new one"))
+    color = fields.String(metadata={"description": "#rrggbb; by default the existing target's or the first label's", "pattern": COLOR})
 
 
 class LabelOrderArgs(Schema):
@@ -136,8 +173,8 @@ class DatasetSchema(Schema):
     owner_id = fields.Integer()
     archived = fields.Boolean()
     public = fields.Boolean()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+    created_at = Timestamp()
+    updated_at = Timestamp()
     image_count = fields.Integer()
     annotated_count = fields.Integer()
     annotation_count = fields.Integer()
@@ -167,14 +204,14 @@ class DatasetListArgs(Schema):
 
 
 class DatasetCreateArgs(Schema):
-    name = fields.String(required=True)
+    name = fields.String(required=True, metadata=name_rules(DATASET_NAME))
     type = fields.String(required=True, metadata={"enum": _values(DatasetType)})
-    description = fields.String(load_default="")
+    description = fields.String(load_default="", metadata={"maxLength": MAX_DESCRIPTION})
 
 
 class DatasetUpdateArgs(Schema):
-    name = fields.String()
-    description = fields.String()
+    name = fields.String(metadata=name_rules(DATASET_NAME))
+    description = fields.String(metadata={"maxLength": MAX_DESCRIPTION})
     archived = fields.Boolean()
     public = fields.Boolean()
 
@@ -191,11 +228,11 @@ class MemberSchema(Schema):
     user_id = fields.Integer()
     email = fields.String(attribute="user.email")
     role = fields.Enum(Role, by_value=True)
-    created_at = fields.DateTime()
+    created_at = Timestamp()
 
 
 class MemberArgs(Schema):
-    email = fields.String(required=True)
+    email = fields.String(required=True, metadata={"format": "email", "description": "A user's address"})
     role = fields.String(required=True, metadata={"enum": _values(Role)})
 
 
@@ -214,9 +251,9 @@ class JobSchema(Schema):
     errors = fields.List(fields.Dict(), metadata={"description": "The first problems: {item, reason}"})
     error_count = fields.Integer()
     result = fields.Dict()
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    started_at = Timestamp(allow_none=True)
+    finished_at = Timestamp(allow_none=True)
 
 
 # ---- images --------------------------------------------------------------------------------
@@ -239,7 +276,7 @@ class ImageSchema(Schema):
     state = fields.Enum(ImageState, by_value=True)
     external_id = fields.String(allow_none=True)
     tags = fields.Function(lambda image: [tag.name for tag in image.tags], metadata={"type": "array", "items": {"type": "string"}})
-    created_at = fields.DateTime()
+    created_at = Timestamp()
     file_url = fields.Function(_image_url("api-images.file"))
     thumbnail_url = fields.Function(_image_url("api-images.thumbnail"))
 
@@ -262,10 +299,11 @@ class ImageListArgs(Schema):
 
 class UploadArgs(Schema):
     files = fields.List(
-        Upload(), required=True, error_messages={"required": "Send at least one file in the multipart field 'files'"}
+        Upload(), required=True, error_messages={"required": "Send at least one file in the multipart field 'files'"},
+        metadata={"minItems": 1},
     )
     split = fields.String(metadata={"enum": _values(Split)})
-    folder = fields.String(metadata={"description": "Folder path for every file, e.g. line-3/2024"})
+    folder = fields.String(metadata={"description": "Folder path for every file, e.g. line-3/2024", **FOLDER})
 
 
 class StoredFileSchema(Schema):
@@ -286,13 +324,16 @@ class UploadResultSchema(Schema):
 
 class ImageUpdateArgs(Schema):
     split = fields.String(metadata={"enum": _values(Split)})
-    folder = fields.String(allow_none=True, metadata={"description": "Folder path; empty or null for none"})
-    tags = fields.List(fields.String(), metadata={"description": "Replaces the image's tags"})
+    folder = fields.String(allow_none=True, metadata={"description": "Folder path; empty or null for none", **FOLDER})
+    tags = fields.List(
+        fields.String(metadata=name_rules(MAX_TAG_NAME)),
+        metadata={"description": "Replaces the image's tags", "maxItems": MAX_TAGS_PER_IMAGE},
+    )
 
 
 class ImagesDeleteArgs(Schema):
-    image_ids = fields.List(fields.Integer(strict=True))
-    names = fields.List(fields.String(), metadata={"description": "File names"})
+    image_ids = fields.List(fields.Integer(strict=True), metadata={"maxItems": MAX_BULK})
+    names = fields.List(fields.String(), metadata={"description": "File names", "maxItems": MAX_BULK})
 
 
 class DeletedSchema(Schema):

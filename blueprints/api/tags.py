@@ -1,8 +1,10 @@
 """Free-form image tags of a dataset: list with image counts, rename (merging onto an existing tag), delete."""
 
+from flask_login import current_user
 from marshmallow import Schema, fields
 
 from blueprints.api.base import Blueprint
+from blueprints.api.schemas import name_rules
 from core.permissions import requires
 from services import images as service
 
@@ -23,7 +25,9 @@ class TagListSchema(Schema):
 
 
 class TagRenameArgs(Schema):
-    name = fields.String(required=True, metadata={"description": "The new name (1 to 100 characters); an existing tag's name merges the two"})
+    name = fields.String(required=True, metadata=name_rules(
+        service.MAX_TAG_NAME, f"The new name (1 to {service.MAX_TAG_NAME} characters); an existing tag's name merges the two"
+    ))
 
 
 class TagDeletedSchema(Schema):
@@ -34,8 +38,11 @@ class TagDeletedSchema(Schema):
 @requires("dataset:view")
 @bp.response(200, TagListSchema)
 def index(dataset):
-    """Every tag of the dataset with the number of images that carry it (set tags with PATCH on an image)."""
-    return {"items": service.list_tags(dataset)}
+    """Every tag of the dataset with the number of images that carry it (set tags with PATCH on an image).
+
+    A labeler sees the tags of the images assigned to them, counted over those images.
+    """
+    return {"items": service.list_tags(dataset, current_user)}
 
 
 @bp.post("/<path:tag>/rename")

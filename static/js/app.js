@@ -20,25 +20,52 @@
   });
   document.addEventListener("htmx:sendError", () => toast("Loupe is not reachable. Check your connection and try again."));
 
-  // Grid selection: click a checkbox, shift-click for a range, "select all shown"; keyboard below.
+  // Grid selection: click a checkbox, shift-click for a range, "select all shown", then "select all
+  // N matching" (the whole filter, resolved by the server); keyboard below.
   let lastChecked = null;
   const boxesOf = (grid) => [...grid.querySelectorAll("input[name=image_ids]")];
   const tilesOf = (grid) => [...grid.querySelectorAll(".tile")];
+  const allMatching = (grid) => grid.querySelector("#all-matching")?.value === "1";
+  function setAllMatching(grid, on) {
+    const field = grid.querySelector("#all-matching");
+    if (field) field.value = on ? "1" : "";
+  }
   function updateCount(grid) {
-    const n = grid.querySelectorAll("input[name=image_ids]:checked").length;
+    const boxes = boxesOf(grid);
+    const n = boxes.filter((b) => b.checked).length;
+    if (allMatching(grid) && n < boxes.length) setAllMatching(grid, false); // a tile was unselected
+    const all = allMatching(grid);
     const counter = grid.querySelector("#selected-count");
-    if (counter) counter.textContent = `${n} selected`;
-    grid.querySelectorAll("[data-bulk]").forEach((b) => (b.disabled = n === 0));
+    const total = document.getElementById("grid-total");
+    if (counter) counter.textContent = all ? `All ${total ? total.textContent.trim() : ""} selected` : `${n} selected`;
+    // Offered once every loaded tile is selected and the filter matches more than are loaded.
+    const offer = grid.querySelector("#select-matching");
+    const more = grid.querySelector(".sentinel") !== null || Number(total?.dataset.total || 0) > boxes.length;
+    if (offer) offer.hidden = all || !more || !boxes.length || n < boxes.length;
+    grid.querySelectorAll("[data-bulk]").forEach((b) => (b.disabled = n === 0 && !all));
     grid.querySelectorAll(".tile").forEach((t) => t.classList.toggle("selected", t.querySelector("input:checked") !== null));
+  }
+  function selectAll(grid, checked) {
+    boxesOf(grid).forEach((b) => (b.checked = checked));
+    if (!checked) setAllMatching(grid, false);
+    updateCount(grid);
   }
   document.addEventListener("click", (event) => {
     const grid = event.target.closest("#grid");
     if (!grid) return;
     if (event.target.matches("[data-select-all]")) {
-      const boxes = boxesOf(grid);
-      const all = boxes.every((b) => b.checked);
-      boxes.forEach((b) => (b.checked = !all));
+      selectAll(grid, !boxesOf(grid).every((b) => b.checked));
+      return;
+    }
+    if (event.target.matches("[data-select-matching]")) {
+      boxesOf(grid).forEach((b) => (b.checked = true));
+      setAllMatching(grid, true);
       updateCount(grid);
+      return;
+    }
+    const bulkButton = event.target.closest("[data-bulk]");
+    if (bulkButton) {
+      bulk(grid, bulkButton);
       return;
     }
     const paletteButton = event.target.closest(".palette-label");
@@ -78,7 +105,11 @@
   });
   document.addEventListener("htmx:afterSettle", () => {
     const grid = document.getElementById("grid");
-    if (grid) updateCount(grid);
+    if (!grid) return;
+    // Tiles that infinite scroll adds while "all matching" is on are part of the selection.
+    if (allMatching(grid)) boxesOf(grid).forEach((b) => (b.checked = true));
+    updateCount(grid);
+    bulkJobEnded(grid);
   });
   document.addEventListener("DOMContentLoaded", () => {
     const grid = document.getElementById("grid");
@@ -116,12 +147,6 @@
     const el = grid.querySelector("#classify-status");
     if (el) el.textContent = text;
   }
-  function selectedIds(grid) {
-    const ids = [...grid.querySelectorAll("input[name=image_ids]:checked")].map((b) => b.value);
-    if (ids.length) return ids;
-    const tile = focusedTile(grid);
-    return tile ? [tile.dataset.imageId] : [];
-  }
   function csrfHeaders() {
     try {
       return JSON.parse(document.body.getAttribute("hx-headers") || "{}");
@@ -129,59 +154,157 @@
       return {};
     }
   }
-  async function post(grid, url, body) {
+  async function send(grid, url, body, onError) {
     const response = await fetch(url, {
       method: "POST", body, credentials: "same-origin",
       headers: { ...csrfHeaders(), "HX-Request": "true", Accept: "text/html" },
     });
-    const text = await response.text();
-    const doc = new DOMParser().parseFromString(text, "text/html");
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
     if (!response.ok) {
       const message = (doc.querySelector(".error")?.textContent || `${response.status} ${response.statusText}`).trim();
       toast(message);
-      status(grid, message);
+      if (onError) onError(message);
       return null;
     }
-    // Swap each changed tile in place, keeping its selection and the focus ring.
+    return doc;
+  }
+  // Swap a tile in place, keeping its selection and the focus ring.
+  function replaceTile(old, fresh) {
+    const wasChecked = old.querySelector("input[name=image_ids]")?.checked;
+    const box = fresh.querySelector("input[name=image_ids]");
+    if (box && wasChecked) box.checked = true;
+    if (old.classList.contains("focused")) fresh.classList.add("focused");
+    const adopted = document.importNode(fresh, true);
+    if (lastChecked && old.contains(lastChecked)) lastChecked = adopted.querySelector("input[name=image_ids]");
+    old.replaceWith(adopted);
+  }
+  function swapTiles(grid, doc) {
     doc.querySelectorAll(".tile").forEach((fresh) => {
       const old = grid.querySelector(`.tile[data-image-id="${fresh.dataset.imageId}"]`);
-      if (!old) return;
-      const wasChecked = old.querySelector("input[name=image_ids]")?.checked;
-      const box = fresh.querySelector("input[name=image_ids]");
-      if (box && wasChecked) box.checked = true;
-      if (old.classList.contains("focused")) fresh.classList.add("focused");
-      const adopted = document.importNode(fresh, true);
-      if (lastChecked && old.contains(lastChecked)) lastChecked = adopted.querySelector("input[name=image_ids]");
-      old.replaceWith(adopted);
+      if (old) replaceTile(old, fresh);
     });
+  }
+  // Put these elements of an answer (notice, count, job, suggestions, tag lists) in place of the
+  // page's elements of the same id.
+  function adoptById(elements) {
+    elements.forEach((fresh) => {
+      const old = fresh.id && document.getElementById(fresh.id);
+      if (!old) return;
+      const adopted = document.importNode(fresh, true);
+      old.replaceWith(adopted);
+      if (window.htmx) htmx.process(adopted);
+    });
+  }
+  // Redraw these tiles from the server (a bulk action or its job changed them); tiles the answer
+  // leaves out were deleted. The grid is never re-rendered, so the selection and the scroll stay.
+  const TILES_PER_REQUEST = 1000;
+  async function refreshTiles(grid, ids) {
+    for (let i = 0; i < ids.length; i += TILES_PER_REQUEST) {
+      const part = ids.slice(i, i + TILES_PER_REQUEST);
+      const body = new FormData();
+      part.forEach((id) => body.append("image_ids", id));
+      const doc = await send(grid, grid.dataset.tilesUrl, body);
+      if (!doc) return;
+      const fresh = new Set([...doc.querySelectorAll(".tile")].map((t) => t.dataset.imageId));
+      part.filter((id) => !fresh.has(id)).forEach((id) => grid.querySelector(`.tile[data-image-id="${id}"]`)?.remove());
+      swapTiles(grid, doc);
+      adoptById([doc.getElementById("grid-total")].filter(Boolean));
+    }
     updateCount(grid);
+  }
+  const loadedIds = (grid) => tilesOf(grid).map((t) => t.dataset.imageId);
+  // The tiles a bulk action changed: the selection, or every loaded tile when it was "all matching".
+  function actionScope(grid, body) {
+    if (!allMatching(grid)) return [...grid.querySelectorAll("input[name=image_ids]:checked")].map((b) => b.value);
+    body.delete("image_ids"); // the server resolves the filter itself
+    body.set("all_matching", "1");
+    return loadedIds(grid);
+  }
+  // A job doing an "all matching" action: redraw the tiles once it has ended.
+  function awaitJob(grid, doc, ids) {
+    const job = doc.querySelector("#bulk-job .job");
+    if (!job) return false;
+    grid._jobTiles = { id: job.id, ids };
+    return true;
+  }
+  function bulkJobEnded(grid) {
+    const job = grid.querySelector("#bulk-job .job");
+    const pending = grid._jobTiles;
+    if (!job || !pending || pending.id !== job.id || ["queued", "running"].includes(job.dataset.jobStatus)) return;
+    grid._jobTiles = null;
+    refreshTiles(grid, pending.ids);
+    document.body.dispatchEvent(new CustomEvent("imagesChanged", { bubbles: true }));
+  }
+  function bulk(grid, button) {
+    const all = allMatching(grid);
+    const question = all ? button.dataset.confirmAll || button.dataset.confirm : button.dataset.confirm;
+    if (question && !confirm(question)) return;
+    const body = new FormData(grid);
+    body.set("action", button.dataset.bulk);
+    const ids = actionScope(grid, body);
+    queue(async () => {
+      const doc = await send(grid, grid.dataset.bulkUrl, body);
+      if (!doc) return;
+      adoptById([...doc.body.children]);
+      // "All matching" meant the filter at the time of the action; what is shown stays selected.
+      setAllMatching(grid, false);
+      if (!awaitJob(grid, doc, ids)) {
+        await refreshTiles(grid, ids);
+        document.body.dispatchEvent(new CustomEvent("imagesChanged", { bubbles: true }));
+      }
+      updateCount(grid);
+    });
+  }
+  async function post(grid, url, body, ids) {
+    const doc = await send(grid, url, body, (message) => status(grid, message));
+    if (!doc) return null;
+    swapTiles(grid, doc);
     const result = doc.getElementById("classify-result");
+    const job = doc.querySelector("#bulk-job");
+    if (job) {
+      adoptById([job]);
+      awaitJob(grid, doc, ids);
+    }
+    setAllMatching(grid, false);
+    updateCount(grid);
     status(grid, result ? result.textContent.replace(/\s+/g, " ").trim() : "");
     document.body.dispatchEvent(new CustomEvent("imagesChanged", { bubbles: true }));
     return result;
   }
   let busy = Promise.resolve();
+  // One grid request at a time, in the order asked; a failed one (offline) must not block the rest.
+  function queue(task) {
+    busy = busy.then(task).catch(() => toast("Loupe is not reachable. Check your connection and try again."));
+  }
   function classify(grid, labelId) {
     const palette = grid.querySelector("#label-palette");
     if (!palette) return;
-    const ids = selectedIds(grid);
+    const body = new FormData();
+    body.append("label_id", labelId);
+    let ids = actionScope(grid, body);
+    const focused = focusedTile(grid);
+    if (!ids.length && focused) {
+      // One tile classified by itself: the focus moves on, so the next key classifies the next tile.
+      ids = [focused.dataset.imageId];
+      const tiles = tilesOf(grid);
+      const next = tiles[tiles.indexOf(focused) + 1];
+      if (next) setFocus(grid, next);
+    }
     if (!ids.length) {
       status(grid, "Select images first (click, Shift+click, arrows and Space, or Ctrl+A)");
       return;
     }
-    const body = new FormData();
-    body.append("label_id", labelId);
-    ids.forEach((id) => body.append("image_ids", id));
+    if (!allMatching(grid)) ids.forEach((id) => body.append("image_ids", id));
     // One request at a time, in key-press order, so fast typists never race themselves.
-    busy = busy.then(async () => {
-      const result = await post(grid, palette.dataset.classifyUrl, body);
+    queue(async () => {
+      const result = await post(grid, palette.dataset.classifyUrl, body, ids);
       if (result && result.dataset.undo) undoStack.push(result.dataset.undo);
     });
   }
   function undo(grid) {
     const palette = grid.querySelector("#label-palette");
     if (!palette) return;
-    busy = busy.then(async () => {
+    queue(async () => {
       const token = undoStack.pop();
       if (!token) {
         status(grid, "Nothing to undo");
@@ -203,8 +326,7 @@
     const mod = event.ctrlKey || event.metaKey;
     if (mod && event.key.toLowerCase() === "a") {
       event.preventDefault();
-      boxesOf(grid).forEach((b) => (b.checked = true));
-      updateCount(grid);
+      selectAll(grid, true);
       return;
     }
     if (mod && event.key.toLowerCase() === "z" && !event.shiftKey) {
@@ -251,8 +373,7 @@
       return;
     }
     if (event.key === "Escape") {
-      boxesOf(grid).forEach((b) => (b.checked = false));
-      updateCount(grid);
+      selectAll(grid, false);
       return;
     }
     if (event.key === "Enter" && focusedTile(grid) && event.target === document.body) {

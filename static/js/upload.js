@@ -74,8 +74,10 @@
     const panel = document.getElementById("upload-progress");
     const list = document.getElementById("upload-files");
     const bar = document.getElementById("upload-bar");
-    const summary = document.getElementById("upload-summary");
     panel.hidden = false;
+    const summary = document.createElement("span");
+    summary.id = "upload-summary";
+    say("", "Uploading ").appendChild(summary);
     list.innerHTML = "";
     document.getElementById("import-job").innerHTML = "";  // the previous batch's job is not this one's
     const begin = new FormData();
@@ -102,8 +104,38 @@
     const done = await fetch(batch.finish_url, { method: "POST", headers: { "X-CSRFToken": csrfToken(form), "HX-Request": "true" } });
     const target = document.getElementById("import-job");
     target.innerHTML = await done.text();
+    if (!done.ok) {
+      say("failed", `Not imported: ${target.textContent.trim() || `HTTP ${done.status}`}`);
+      return;
+    }
+    say("", "Importing…");
     htmx.process(target);
+    importEnded(target);
   }
+
+  // The heading says where the batch is; once its import job has ended, how it ended.
+  function say(state, text) {
+    const heading = document.getElementById("upload-state");
+    heading.textContent = text;
+    heading.className = state;
+    return heading;
+  }
+  function importEnded(target) {
+    const job = target.querySelector(".job");
+    const status = job && job.dataset.jobStatus;
+    if (!status || status === "queued" || status === "running") return;
+    if (status === "finished") {
+      say("done", target.querySelector("#job-done")?.textContent.trim() || "Done");
+    } else {
+      const message = target.querySelector("#job-message")?.textContent.trim() || "";
+      say("failed", `The import ${status === "cancelled" ? "was cancelled" : "failed"}: ${message}`);
+    }
+  }
+  // The job partial polls itself (outerHTML swaps); each swap may be its last.
+  document.addEventListener("htmx:afterSettle", () => {
+    const target = document.getElementById("import-job");
+    if (target) importEnded(target);
+  });
 
   document.addEventListener("DOMContentLoaded", () => {
     const form = document.getElementById("upload-form");

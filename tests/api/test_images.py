@@ -8,7 +8,7 @@ from PIL import Image as PILImage
 from core.extensions import db
 from models import Image
 from tests.api.support import jpegs, post_files
-from tests.factories import token_for
+from tests.factories import image_bytes, token_for
 
 
 @pytest.fixture
@@ -121,3 +121,27 @@ def test_file_bytes_thumbnail_and_etag(client, world, headers):
         etag = response.headers["ETag"]
         again = client.get(base + path, headers={**headers, "If-None-Match": etag})
         assert again.status_code == 304 and again.data == b""
+
+
+@pytest.mark.parametrize(
+    "name,fmt,size",
+    [("wide.jpg", "JPEG", (600, 400)), ("tall.png", "PNG", (120, 300)), ("tiny.webp", "WEBP", (20, 10)), ("square.bmp", "BMP", (256, 256))],
+)
+def test_a_lost_thumbnail_is_made_again_from_the_original_as_the_web_page_does(client, world, headers, run_jobs, name, fmt, size):
+    from core.storage import get_storage
+    from tests.support import sign_in
+
+    assert post_files(client, world.dataset.id, headers, [(image_bytes(size=size, fmt=fmt, seed=41), name)]).status_code == 202
+    run_jobs()
+    image = db.session.scalar(db.select(Image).where(Image.file_name == name))
+    made_at_import = get_storage().read(image.thumbnail_key)
+    get_storage().delete(image.thumbnail_key)  # storage restored without its derived files
+
+    api = client.get(f"/api/v1/datasets/{world.dataset.id}/images/{image.id}/thumbnail", headers=headers)
+    assert api.status_code == 200 and api.mimetype == "image/jpeg"
+    assert api.data == made_at_import == get_storage().read(image.thumbnail_key)
+    assert max(PILImage.open(io.BytesIO(api.data)).size) == min(256, max(size))
+
+    get_storage().delete(image.thumbnail_key)
+    sign_in(client, world.owner)
+    assert client.get(f"/datasets/{world.dataset.id}/images/{image.id}/thumbnail").data == made_at_import

@@ -142,7 +142,7 @@ def test_copy_from_a_visible_dataset_skips_names_and_drops_clashing_shortcuts(cl
     assert "dropped the shortcut of Truck" in body["message"]
     by_name = {label["name"]: label for label in body["labels"]}
     assert by_name["Truck"]["shortcut"] is None and by_name["Bike"]["shortcut"] == "b"
-    assert by_name["Truck"]["attributes"] == [{"name": "axles", "type": "number", "values": None}]
+    assert by_name["Truck"]["attributes"] == [{"name": "axles", "type": "number", "values": []}]  # an array is never null
     assert by_name["Truck"]["default_shape"] == "box"
 
 

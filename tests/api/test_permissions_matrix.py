@@ -40,6 +40,10 @@ def managers(ok: int) -> dict:  # dataset:import, dataset:members, job:cancel
     return allowed(ok, "admin", "owner", "manager")
 
 
+def not_for_labelers(expected: dict) -> dict:  # job:view: a labeler sees only jobs they started, so the owner's do not exist
+    return {**expected, "labeler": 404}
+
+
 def upload_body(w, user) -> dict:
     return {"data": {"files": [(io.BytesIO(image_bytes(seed=99)), "new.jpg")]}, "content_type": "multipart/form-data"}
 
@@ -69,11 +73,29 @@ def a_label(w) -> int:
     return create_label(w.dataset, name=f"label-{uuid.uuid4().hex[:8]}").id
 
 
+def a_member(w) -> int:
+    """A labeler's member row of the world's dataset, for the member rows to remove."""
+    from models import DatasetMember
+    from tests.support import member
+
+    user = member(w.dataset, "labeler")
+    return db.session.scalar(db.select(DatasetMember.id).where(DatasetMember.user_id == user.id))
+
+
 def every_label(w) -> list[int]:
     from services.labels import list_labels
 
     a_label(w)
     return [label.id for label in list_labels(w.dataset)]
+
+
+def failed(w) -> dict:
+    """End the world's queued job as failed, for the retry row."""
+    from models import JobStatus
+
+    w.queued_job.status = JobStatus.failed
+    db.session.commit()
+    return {}
 
 
 def public_dataset(w) -> int:
@@ -106,6 +128,7 @@ ROWS = [
     Row("api-datasets.members", "GET", "/api/v1/datasets/{ds}/members", viewers(200)),
     Row("api-datasets.add_member", "POST", "/api/v1/datasets/{ds}/members", managers(201),
         lambda w, u: {"json": {"email": w.candidate.email, "role": "labeler"}}),
+    Row("api-datasets.remove_member", "DELETE", "/api/v1/datasets/{ds}/members/{member}", managers(204)),
     Row("api-images.index", "GET", "/api/v1/datasets/{ds}/images", viewers(200)),
     Row("api-images.upload", "POST", "/api/v1/datasets/{ds}/images", managers(202), upload_body),
     Row("api-images.show", "GET", "/api/v1/datasets/{ds}/images/{img}", viewers(200)),
@@ -137,8 +160,9 @@ ROWS = [
     Row("api-labels.reorder", "POST", "/api/v1/datasets/{ds}/labels/reorder", managers(200), lambda w, u: {"json": {"label_ids": every_label(w)}}),
     Row("api-labels.copy", "POST", "/api/v1/datasets/{ds}/labels/copy", managers(200), lambda w, u: {"json": {"from_dataset_id": public_dataset(w)}}),
     Row("api-labels.refresh_counters", "POST", "/api/v1/datasets/{ds}/labels/refresh-counters", managers(202)),
-    Row("api-jobs.show", "GET", "/api/v1/jobs/{job}", viewers(200)),
-    Row("api-jobs.cancel", "POST", "/api/v1/jobs/{job}/cancel", managers(200)),
+    Row("api-jobs.show", "GET", "/api/v1/jobs/{job}", not_for_labelers(viewers(200))),
+    Row("api-jobs.cancel", "POST", "/api/v1/jobs/{job}/cancel", not_for_labelers(managers(200))),
+    Row("api-jobs.retry", "POST", "/api/v1/jobs/{job}/retry", not_for_labelers(managers(202)), lambda w, u: failed(w)),
 ]
 
 CASES = [pytest.param(row, role, id=f"{row.method} {row.path} as {role}") for row in ROWS for role in ROLES]
@@ -146,7 +170,8 @@ CASES = [pytest.param(row, role, id=f"{row.method} {row.path} as {role}") for ro
 
 def _path(row: Row, w, token_id: int) -> str:
     lbl = a_label(w) if "{lbl}" in row.path else None  # a label only for the rows that name one
-    return row.path.format(ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id, lbl=lbl)
+    member = a_member(w) if "{member}" in row.path else None
+    return row.path.format(ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id, lbl=lbl, member=member)
 
 
 @pytest.mark.parametrize("row, role", CASES)

@@ -15,6 +15,7 @@ from models import Image, Label
 from services.annotations import get_annotations
 from tests.browser.test_upload_flow import sign_in
 from tests.factories import make_dataset, make_user
+from tests.web.test_labeling import age_revisions
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +42,7 @@ def add_images(dataset, count: int, size=(400, 300)) -> list[int]:
             byte_size=stored.size, format="png",
         )
         db.session.add(image)
+        dataset.image_count += 1  # as an upload keeps it ("n of N" reads it)
         db.session.commit()
         ids.append(image.id)
     return ids
@@ -233,7 +235,9 @@ def test_classify_an_image_with_one_key_press(page, tmp_path):
     assert [(a["shape"], a["label_id"]) for a in server_annotations(image_id)] == [("tag", dog.id)]
     assert page.locator("#lb-tags .lb-tag").inner_text().startswith("dog")
     page.screenshot(path=str(shots_dir(tmp_path) / "classify.png"))
-    # One class per image: another key replaces it.
+    # One class per image: another key replaces it. (Minutes later: a change within the fold
+    # window would fold into the same revision, and there would be no "dog" revision to restore.)
+    age_revisions(image_id, 600)
     page.keyboard.press("c")
     wait_saved(page, 2)
     assert [(a["shape"], a["label_id"]) for a in server_annotations(image_id)] == [("tag", cat.id)]

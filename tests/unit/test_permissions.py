@@ -25,12 +25,13 @@ TABLE = {
     "dataset:manage":  (True,  True,  False,  False,   False,  False),
     "dataset:import":  (True,  True,  True,   False,   False,  False),
     "dataset:members": (True,  True,  True,   False,   False,  False),
+    "dataset:owners":  (True,  True,  False,  False,   False,  False),
     "dataset:labels":  (True,  True,  True,   False,   False,  False),
     "dataset:export":  (True,  True,  True,   False,   False,  False),
     "dataset:review":  (True,  True,  True,   True,    False,  False),
     "image:view":      (True,  True,  True,   True,    False,  False),
     "image:annotate":  (True,  True,  True,   True,    False,  False),
-    "job:view":        (True,  True,  True,   True,    True,   False),
+    "job:view":        (True,  True,  True,   True,    False,  False),  # a labeler: only jobs they started
     "job:cancel":      (True,  True,  True,   False,   False,  False),
     "users:manage":    (True,  False, False,  False,   False,  False),
 }
@@ -212,11 +213,11 @@ class TestJobs:
         assert can(labeler, "job:view", job)
         assert can(labeler, "job:cancel", job)
 
-    def test_another_labeler_can_view_but_not_cancel_someone_elses_job(self, setting):
+    def test_another_labeler_can_neither_view_nor_cancel_someone_elses_job(self, setting):
         dataset, _, _ = setting
         creator, other = member(dataset, "labeler"), member(dataset, "labeler")
         job = self._job(dataset, creator)
-        assert can(other, "job:view", job)
+        assert not can(other, "job:view", job)
         assert not can(other, "job:cancel", job)
 
     def test_manager_can_cancel_a_members_job_on_their_dataset(self, setting):

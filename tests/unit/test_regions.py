@@ -10,7 +10,7 @@ from PIL import ImageChops, ImageOps, ImageStat, JpegImagePlugin
 from core.errors import Invalid
 from core.storage import LocalStorage, get_storage
 from models import Image
-from services import regions
+from services import imaging, regions
 
 BLOCK = 20
 
@@ -251,3 +251,50 @@ def test_jpeg_top_rows_is_the_top_of_the_full_decode_and_declines_other_formats(
         assert ImageChops.difference(top.crop((0, 0, 300, 61)).convert("RGB"), full.crop((0, 0, 300, 61))).getbbox() is None
     assert imaging.jpeg_top_rows(io.BytesIO(encode(pattern(), "PNG")), 10) is None
     assert imaging.jpeg_top_rows(io.BytesIO(b"\xff\xd8\xff\xe0 not really a jpeg"), 10) is None
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "JPEG", "TIFF", "WEBP"])
+@pytest.mark.parametrize("limit", [19_999, 1_000])
+def test_regions_and_previews_of_an_image_over_the_limit_say_decompression_bomb(storage, fmt, limit):
+    image = store(storage, encode(pattern((200, 100)), fmt))
+    for make in (lambda: regions.preview(image, storage=storage, max_pixels=limit),
+                 lambda: regions.region(image, 0, 0, 50, 50, 1, storage=storage, max_pixels=limit)):
+        with pytest.raises(Invalid) as caught:
+            make()
+        assert caught.value.message == f"The stored image cannot be decoded: decompression bomb: 20,000 pixels, limit {limit:,}"
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "1", "RGBA"])
+def test_regions_never_change_pillows_process_wide_limit_nor_trip_over_it(storage, monkeypatch, mode):
+    """Pillow checks every crop against Image.MAX_IMAGE_PIXELS; a preview is a crop of the whole image."""
+    original = pattern((1200, 900)).convert(mode)
+    image = store(storage, encode(original, "PNG"))
+    reference = original.convert("RGBA").convert("RGB").crop((100, 0, 1100, 900)).resize((500, 450), PILImage.Resampling.LANCZOS)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100_000)
+    preview = regions.preview(image, storage=storage)
+    got = regions.region(image, 100, 0, 1000, 900, 0.5, storage=storage)
+    assert PILImage.MAX_IMAGE_PIXELS == 100_000
+    monkeypatch.undo()
+    preview, got = PILImage.open(io.BytesIO(preview)), PILImage.open(io.BytesIO(got))
+    assert preview.size == (1200, 900) and got.size == (500, 450)
+    assert diff(got, reference) < 3
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "LA"])
+def test_a_preview_of_a_large_palette_or_1_bit_image_converts_a_tile_at_a_time(storage, monkeypatch, mode):
+    original = pattern((6000, 3000)).convert(mode)
+    image = store(storage, encode(original, "PNG"))
+    converted = []
+    real_convert = PILImage.Image.convert
+
+    def spy(self, *args, **kwargs):
+        converted.append(self.width * self.height)
+        return real_convert(self, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage.Image, "convert", spy)
+    got = PILImage.open(io.BytesIO(regions.preview(image, storage=storage)))
+    assert got.size == (2048, 1024)
+    assert max(converted) <= imaging.TILE_PIXELS < 6000 * 3000
+    monkeypatch.setattr(PILImage.Image, "convert", real_convert)
+    reference = original.convert("RGBA").convert("RGB").resize((2048, 1024), PILImage.Resampling.LANCZOS)
+    assert diff(got, reference) < 3

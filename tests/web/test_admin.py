@@ -7,7 +7,7 @@ import pytest
 from core.extensions import db
 from models import User
 from tests.factories import PASSWORD, make_user
-from tests.support import sign_in
+from tests.support import BAD_EMAILS, email_refusal, sign_in
 
 HX = {"HX-Request": "true"}
 
@@ -130,3 +130,20 @@ def test_non_admin_gets_403_on_every_admin_route(client, method, url, data):
 def test_non_admin_sees_no_admin_link(client):
     sign_in(client, make_user())
     assert "/admin/users" not in client.get("/datasets/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("email", BAD_EMAILS, ids=repr)
+def test_admin_page_refuses_what_is_not_an_email_address(client, admin, email):
+    response = client.post("/admin/users", data={"email": email, "password": "a fine password"}, headers=HX)
+    assert response.status_code == 422
+    assert email_refusal(email) in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(User.id))) == 1, "only the admin exists"
+
+
+def test_an_admin_resetting_their_own_password_stays_signed_in_here_only(client, new_client, admin):
+    elsewhere = new_client()
+    elsewhere.post("/login", data={"email": admin.email, "password": PASSWORD})
+    assert elsewhere.get("/admin/users").status_code == 200
+    assert act(client, admin, "reset_password", password="my new admin password").status_code == 200
+    assert client.get("/admin/users").status_code == 200
+    assert elsewhere.get("/admin/users").status_code == 302

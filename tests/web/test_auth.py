@@ -7,7 +7,7 @@ import pytest
 from core.extensions import db
 from models import User
 from tests.factories import PASSWORD, make_user
-from tests.support import location_path
+from tests.support import BAD_EMAILS, email_refusal, location_path
 
 
 def test_user_signs_in_and_lands_on_the_datasets(client):
@@ -150,3 +150,87 @@ def test_remember_me_cookie_is_httponly_and_samesite_lax(client):
     response = client.post("/login", data={"email": user.email, "password": PASSWORD, "remember": "1"})
     cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token=")]
     assert cookies and "HttpOnly" in cookies[0] and "SameSite=Lax" in cookies[0]
+
+
+# ---- no account enumeration by timing ---------------------------------------------------------
+
+
+@pytest.fixture
+def hash_work(monkeypatch):
+    """Every password-hash derivation werkzeug runs (its scrypt calls), with its cost parameters."""
+    import hashlib
+
+    calls, real = [], hashlib.scrypt
+
+    def counting(*args, **kwargs):
+        calls.append((kwargs.get("n"), kwargs.get("r"), kwargs.get("p")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    return calls
+
+
+def _sign_in_from(client, address: str, email: str, password: str):
+    return client.post("/login", data={"email": email, "password": password}, environ_overrides={"REMOTE_ADDR": address})
+
+
+@pytest.mark.parametrize("unknown", ["nobody@example.com", "NOBODY@example.com", "", "x" * 300, "not an email"])
+def test_an_unknown_email_costs_the_same_hash_work_as_a_wrong_password(client, hash_work, unknown):
+    user = make_user("known@example.com")
+    assert _sign_in_from(client, "10.1.0.1", user.email, "wrong password").status_code == 422
+    wrong_password = list(hash_work)
+    hash_work.clear()
+    assert _sign_in_from(client, "10.1.0.2", unknown, "wrong password").status_code == 422
+    assert wrong_password and hash_work == wrong_password
+
+
+# ---- throttling by account and address together ----------------------------------------------
+
+
+@pytest.fixture
+def one_try(app_ctx, monkeypatch):
+    """Small limits, so the tests run few (slow) hash checks: account and address together 1,
+    the address alone 20, the account across addresses 4."""
+    monkeypatch.setitem(app_ctx.config, "LOUPE_LOGIN_ATTEMPTS", 1)
+
+
+def test_a_spray_from_the_office_address_does_not_lock_a_colleague_out(client, monkeypatch):
+    # Limits of 2 for the account and address together, 40 for the address alone, 8 for the account.
+    monkeypatch.setitem(client.application.config, "LOUPE_LOGIN_ATTEMPTS", 2)
+    office = "192.0.2.10"
+    colleague = make_user("colleague@example.com")
+    others = [make_user(f"staff{i}@example.com") for i in range(14)]
+    for user in [colleague, *others]:  # one guess at every account, the colleague's included
+        assert _sign_in_from(client, office, user.email, "Winter2026!").status_code == 422
+    response = _sign_in_from(client, office, colleague.email, PASSWORD)
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+
+
+def test_failures_on_an_account_from_one_address_do_not_lock_its_owner_out_elsewhere(client, one_try):
+    user = make_user()
+    assert _sign_in_from(client, "198.51.100.7", user.email, "guess").status_code == 422
+    assert _sign_in_from(client, "198.51.100.7", user.email, PASSWORD).status_code == 429, "that address is stopped"
+    assert _sign_in_from(client, "192.0.2.10", user.email, PASSWORD).status_code == 303
+
+
+def test_one_account_guessed_from_many_addresses_is_stopped(client, one_try):
+    user = make_user()
+    for i in range(4):
+        assert _sign_in_from(client, f"203.0.113.{i}", user.email, f"guess {i}").status_code == 422
+    assert _sign_in_from(client, "203.0.113.99", user.email, PASSWORD).status_code == 429
+
+
+def test_a_spray_across_many_accounts_from_one_address_is_stopped(client, one_try):
+    for i in range(20):
+        assert _sign_in_from(client, "198.51.100.66", f"guess{i}@example.com", "Winter2026!").status_code == 422
+    response = _sign_in_from(client, "198.51.100.66", "guess99@example.com", "Winter2026!")
+    assert response.status_code == 429 and "try again" in response.get_data(as_text=True).lower()
+
+
+@pytest.mark.parametrize("email", BAD_EMAILS, ids=repr)
+def test_setup_page_refuses_what_is_not_an_email_address(client, email):
+    response = client.post("/setup", data={"email": email, "password": "long enough"})
+    assert response.status_code == 422
+    assert email_refusal(email) in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(User.id))) == 0
+    assert location_path(client.get("/datasets/")) == "/login", "nobody was signed in"

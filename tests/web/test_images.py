@@ -113,6 +113,16 @@ def test_grid_pages_250_images_by_100_with_a_sentinel_carrying_the_cursor(client
     assert sentinel_url(third) is None
 
 
+@pytest.mark.parametrize("position", [0, 99, 249])
+def test_a_full_page_opened_at_a_cursor_shows_the_grid_bar_with_its_count(client, dataset, position):
+    ids = insert_images(dataset, 250)
+    response = client.get(f"/datasets/{dataset.id}/images/?cursor={ids[position]}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<html" in page and "250 images" in page
+    assert tile_ids(page) == ids[position + 1:position + 101]
+
+
 def test_grid_sentinel_keeps_the_filters(client, dataset):
     ids = insert_images(dataset, 150, split=Split.train)
     insert_images(dataset, 5, start=1000)
@@ -160,10 +170,14 @@ def test_bulk_delete_removes_the_images_their_files_and_updates_the_counters(cli
     images = db.session.scalars(db.select(Image).order_by(Image.id)).all()
     doomed = [images[0], images[1]]
     keys = [i.storage_key for i in doomed]
+    shown = [i.id for i in images]
     response = client.post(f"/datasets/{dataset.id}/images/bulk", data={"action": "delete", "image_ids": [str(i.id) for i in doomed]}, headers=HX)
     assert response.status_code == 200
     assert "Deleted 2 images" in response.get_data(as_text=True)
-    assert tile_ids(response.get_data(as_text=True)) == [images[2].id]
+    assert 'id="grid-total" class="muted" data-total="1">1 image<' in response.get_data(as_text=True)
+    # The grid redraws the tiles it showed: the deleted ones are left out.
+    redrawn = client.post(f"/datasets/{dataset.id}/images/tiles", data={"image_ids": [str(i) for i in shown]}, headers=HX)
+    assert tile_ids(redrawn.get_data(as_text=True)) == shown[2:]
     assert db.session.scalar(db.select(db.func.count(Image.id))) == 1
     refreshed = db.session.get(Dataset, dataset.id)
     assert refreshed.image_count == 1 and refreshed.total_bytes == images[2].byte_size
@@ -285,3 +299,35 @@ def test_file_names_render_escaped_in_the_grid(client, dataset):
     db.session.commit()
     body = grid(client, dataset)
     assert "<img src=x onerror" not in body
+
+
+def _lose_thumbnail(dataset, original: str) -> int:
+    """An image whose thumbnail was lost and whose original is a real image, missing, or not an image."""
+    from core.storage import get_storage
+
+    image_id = insert_images(dataset, 1, start=90)[0]
+    if original != "missing":
+        content = image_bytes(size=(300, 200), seed=9) if original == "decodable" else b"not an image at all"
+        stored = get_storage().put_stream(io.BytesIO(content))
+        db.session.execute(db.update(Image).where(Image.id == image_id).values(storage_key=stored.key))
+        db.session.commit()
+    return image_id
+
+
+@pytest.mark.parametrize("original,status", [("decodable", 200), ("missing", 404), ("undecodable", 422)])
+def test_the_web_page_and_the_api_answer_a_lost_thumbnail_alike(client, owner, dataset, original, status):
+    from core.storage import get_storage
+    from tests.factories import token_for
+
+    image_id = _lose_thumbnail(dataset, original)
+    web = client.get(f"/datasets/{dataset.id}/images/{image_id}/thumbnail", headers={"Accept": "application/json"})
+    key = db.session.get(Image, image_id).thumbnail_key
+    made = get_storage().read(key) if status == 200 else None
+    if made:
+        get_storage().delete(key)
+    api = client.get(f"/api/v1/datasets/{dataset.id}/images/{image_id}/thumbnail", headers=token_for(owner))
+    assert (web.status_code, api.status_code) == (status, status)
+    if status == 200:
+        assert web.data == api.data == made and web.mimetype == api.mimetype == "image/jpeg"
+    else:
+        assert api.get_json()["error"]["message"] == web.get_json()["error"]["message"]

@@ -83,6 +83,10 @@ def managers(ok: int) -> dict:  # dataset:import / dataset:members, and job:canc
     return allowed(ok, "admin", "owner", "manager", outsider=404)
 
 
+def not_for_labelers(expected: dict) -> dict:  # job:view: a labeler sees only jobs they started, so the owner's do not exist
+    return {**expected, "labeler": 404}
+
+
 def owners(ok: int) -> dict:  # dataset:manage
     return allowed(ok, "admin", "owner", outsider=404)
 
@@ -209,6 +213,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("images.bulk", "POST"): Route(
         lambda w, u: (ds(w, "/images/bulk"), {"action": "set_split", "split": "train", "image_ids": [str(w.image_id)]}), managers(200)
     ),
+    # dataset:view; a labeler gets only the tiles of images assigned to them (none here), still 200.
+    ("images.tiles", "POST"): Route(lambda w, u: (ds(w, "/images/tiles"), {"image_ids": [str(w.image_id)]}), viewers(200)),
     # dataset:view, then image:annotate per image: the matrix's labeler has no assignment.
     ("images.classify", "POST"): Route(
         lambda w, u: (ds(w, "/images/classify"), grid_classification(w)), allowed(200, "admin", "owner", "manager", "reviewer", outsider=404)
@@ -257,11 +263,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("labels.delete", "POST"): Route(lambda w, u: (ds(w, f"/labels/{a_label(w)}/delete"), {}), managers(303)),
     ("labels.refresh_counters", "POST"): Route(lambda w, u: (ds(w, "/labels/refresh-counters"), {}), managers(303)),
-    ("labels.job_status", "GET"): Route(lambda w, u: (ds(w, f"/labels/jobs/{w.queued_job.id}"), {}), viewers(303)),
+    ("labels.job_status", "GET"): Route(lambda w, u: (ds(w, f"/labels/jobs/{w.queued_job.id}"), {}), not_for_labelers(viewers(303))),
     ("jobs.index", "GET"): Route(lambda w, u: ("/jobs/", {}), everyone(200)),
-    ("jobs.show", "GET"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}", {}), viewers(200)),
-    ("jobs.cancel", "POST"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}/cancel", {}), managers(200)),
-    ("jobs.rerun", "POST"): Route(lambda w, u: (f"/jobs/{w.cancelled_job.id}/rerun", {}), managers(200)),
+    ("jobs.show", "GET"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}", {}), not_for_labelers(viewers(200))),
+    ("jobs.cancel", "POST"): Route(lambda w, u: (f"/jobs/{w.queued_job.id}/cancel", {}), not_for_labelers(managers(200))),
+    ("jobs.rerun", "POST"): Route(lambda w, u: (f"/jobs/{w.cancelled_job.id}/rerun", {}), not_for_labelers(managers(200))),
     ("profile.show", "GET"): Route(lambda w, u: ("/profile/", {}), everyone(200)),
     ("profile.create_token", "POST"): Route(lambda w, u: ("/profile/tokens", {"name": "ci"}), everyone(200)),
     ("profile.revoke_token", "POST"): Route(lambda w, u: (f"/profile/tokens/{own_token(w, u)}/revoke", {}), everyone(200)),

@@ -6,7 +6,7 @@ import time
 import zlib
 
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from core.extensions import db
 from models import Job
@@ -57,3 +57,24 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# Errors a job body can end on, as infrastructure raises them: each names server paths or code.
+FAILURES = {
+    "missing file": lambda: open("/srv/loupe/instance/storage/ab/cdef0123", "rb"),
+    "database": lambda: db.session.execute(text("SELECT * FROM no_such_table_in_/srv/loupe")),
+    "key": lambda: {}["/home/loupe/app/workers/imports.py"],
+    "multi-line": lambda: (_ for _ in ()).throw(RuntimeError('Traceback (most recent call last):\n  File "/usr/lib/python3.11/x.py", line 1')),
+    "zero": lambda: 1 / 0,
+}
+
+
+def failing_job(job_id: str, failure: str) -> None:
+    """A job body (run by a real RQ worker inside the real job runtime) that ends on FAILURES[failure]."""
+    from core.errors import Invalid
+    from workers.runtime import app_context, job_run
+
+    with app_context(), job_run(job_id):
+        if failure == "domain":
+            raise Invalid("The manifest's third line has no URL")
+        FAILURES[failure]()

@@ -1,21 +1,27 @@
 """A real worker process killed mid-import, then the job re-run: nothing lost, nothing doubled.
 
-Also cancelling a running import: it stops at a commit between items, and a re-run imports the rest.
+Also cancelling a running import: it stops at a commit between items, and a re-run imports the rest;
+and a worker killed while its work-horse runs on: the job follows the horse.
 """
 
 import os
 import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from rq.registry import StartedJobRegistry
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core.extensions import db
 from core.queues import get_redis
 from models import Dataset, Image, ImportItem, ImportItemStatus, Job, JobStatus
 from services import jobs as jobs_service
-from tests.factories import make_dataset, make_user
+from tests.factories import make_dataset, make_user, token_for
+from tests.support import sign_in
 from tests.workers.helpers import read_job, slow_pngs, upload_files, wait_for
 
 COUNT = 150
@@ -155,3 +161,113 @@ def test_cancelled_import_stops_between_items_and_a_rerun_imports_the_rest(app_c
     assert not job.cancel_requested and job.attempts == 2
     assert job.done == CANCEL_COUNT
     _assert_imported_exactly_once(dataset.id, upload.id, CANCEL_COUNT)
+
+
+def _statuses_seen(client, headers, job_id: str) -> set[str]:
+    """What every observer says of the job now: the service, the API and the job page."""
+    db.session.expire_all()
+    seen = {jobs_service.reconcile(db.session.get(Job, job_id)).status.value}
+    seen.add(client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()["status"])
+    page = client.get(f"/jobs/{job_id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    seen.add(page.split('data-job-status="', 1)[1].split('"', 1)[0])
+    return seen
+
+
+def test_killing_only_the_worker_leaves_the_job_to_its_work_horse_and_refuses_a_second_run(app_ctx, client, start_worker):
+    user = make_user()
+    dataset = make_dataset(user)
+    upload, job = upload_files(dataset, user, slow_pngs(COUNT))
+    sign_in(client, user)
+    headers = token_for(user)
+    worker = start_worker()
+    wait_for(lambda: read_job(job.id)["done"] > 0, timeout=30, what="the worker to commit some progress")
+    (horse,) = _children(worker.pid)
+
+    os.kill(worker.pid, signal.SIGKILL)  # the worker only: its work-horse runs on, an orphan
+    worker.wait(timeout=10)
+    assert _state(horse) not in ("Z", "X")
+
+    seen, refused = set(), []
+    while read_job(job.id)["status"] == "running":
+        seen |= _statuses_seen(client, headers, job.id)
+        if len(refused) < 2:  # a second run while the first is alive would import the same files twice
+            refused.append(client.post(f"/api/v1/jobs/{job.id}/retry", headers=headers))
+            refused.append(client.post(f"/jobs/{job.id}/rerun", headers={"HX-Request": "true"}))
+        time.sleep(0.05)
+    seen |= _statuses_seen(client, headers, job.id)
+
+    assert seen == {"running", "finished"}, "the job never shows as failed while its work-horse runs"
+    assert [r.status_code for r in refused] == [409] * len(refused) and refused
+    assert "this one is running" in refused[0].get_json()["error"]["message"]
+    job = db.session.get(Job, job.id)
+    assert job.status == JobStatus.finished and job.attempts == 1
+    assert job.result == {"imported": COUNT, "duplicates": 0, "failed": 0, "pending": 0}
+    _assert_imported_exactly_once(dataset.id, upload.id)
+
+
+def _running_row(runner: str) -> Job:
+    user = make_user()
+    job = jobs_service.start_job("refresh_counters", "workers.datasets.refresh_counters", 0, queue="datasets", dataset=make_dataset(user), user=user)
+    db.session.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.running, runner=runner))
+    db.session.commit()
+    db.session.refresh(job)
+    return job
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _start_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+HOST = socket.gethostname()
+
+
+@pytest.mark.parametrize("runner, alive", [
+    pytest.param(lambda: jobs_service.this_process(), True, id="this process"),
+    pytest.param(lambda: f"{HOST} {os.getppid()} {_start_of(os.getppid())}", True, id="another live process here"),
+    pytest.param(lambda: f"{HOST} {_dead_pid()} 1", False, id="a process that exited"),
+    pytest.param(lambda: f"{HOST} {os.getpid()} 1", False, id="a live pid reused by another process"),
+    pytest.param(lambda: f"{HOST} 4194304 1", False, id="a pid beyond the kernel's range"),
+])
+def test_a_running_job_on_this_host_is_lost_exactly_when_its_process_is_gone(app_ctx, runner, alive):
+    job = _running_row(runner())
+    jobs_service.reconcile(job)
+    assert job.status == (JobStatus.running if alive else JobStatus.failed)
+    assert (job.message == jobs_service.INTERRUPTED) != alive
+
+
+def test_a_running_job_on_another_host_is_alive_while_its_heartbeat_key_is(app_ctx):
+    runner = "another-machine 1234 5678"
+    job = _running_row(runner)
+    redis = get_redis()
+    redis.set(jobs_service.runner_key(job.id), runner, ex=jobs_service.RUNNER_TTL_S)
+    assert jobs_service.reconcile(job).status == JobStatus.running
+    redis.set(jobs_service.runner_key(job.id), "another-machine 999 5678", ex=jobs_service.RUNNER_TTL_S)  # not this run's
+    assert jobs_service.reconcile(job).status == JobStatus.failed
+
+    job = _running_row(runner)
+    redis.delete(jobs_service.runner_key(job.id))  # the key lapsed: the process stopped beating
+    assert jobs_service.reconcile(job).status == JobStatus.failed
+
+
+def test_a_job_keeps_its_heartbeat_key_while_it_runs_and_drops_it_after(app_ctx, run_jobs, start_worker):
+    user = make_user()
+    dataset = make_dataset(user)
+    # Enough files (seconds of work) that the job is still running when the key is read.
+    _, job = upload_files(dataset, user, slow_pngs(300))
+    start_worker()
+    wait_for(lambda: read_job(job.id)["done"] > 0, timeout=30, what="the worker to start the job")
+    db.session.expire_all()
+    runner = db.session.get(Job, job.id).runner
+    host, pid, _ = runner.split(" ")
+    assert host == HOST and int(pid) != os.getpid()
+    key = get_redis().get(jobs_service.runner_key(job.id))
+    assert read_job(job.id)["status"] == "running", "the job ended before its key could be read"
+    assert key == runner.encode()
+    wait_for(lambda: read_job(job.id)["status"] == "finished", timeout=60, what="the job to finish")
+    wait_for(lambda: not get_redis().exists(jobs_service.runner_key(job.id)), timeout=10, what="the key to go")

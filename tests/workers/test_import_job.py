@@ -2,6 +2,8 @@
 
 import hashlib
 import io
+import subprocess
+import sys
 
 import pytest
 from PIL import Image as PILImage
@@ -10,8 +12,10 @@ from sqlalchemy import func, select
 from core.extensions import db
 from core.storage import get_storage
 from models import Dataset, Image, ImportItem, ImportItemStatus, Job, JobStatus
+from tests.conftest import ROOT, worker_env
 from tests.factories import image_bytes, make_dataset, make_user
-from tests.workers.helpers import read_job, upload_files
+from tests.unit.test_imaging import bomb_message, declaring, one_bit_png
+from tests.workers.helpers import read_job, upload_files, with_png_text
 from workers import imports, runtime
 from workers.imports import import_upload
 
@@ -219,3 +223,80 @@ def test_running_a_finished_import_again_changes_nothing(app_ctx, run_jobs):
     assert db.session.get(Dataset, dataset.id).image_count == 4
     statuses = db.session.scalars(select(ImportItem.status).where(ImportItem.upload_id == upload.id)).all()
     assert sorted(s.value for s in statuses) == ["failed", "imported", "imported", "imported", "imported"]
+
+
+SMALL = [("JPEG", "jpg"), ("PNG", "png"), ("GIF", "gif"), ("TIFF", "tif"), ("WEBP", "webp"), ("BMP", "bmp")]
+
+
+@pytest.mark.parametrize("threads, limit", [(4, 50_000_000), (3, 120_000_000), (1, 50_000_000)])
+def test_every_image_over_the_pixel_limit_fails_alone_and_the_job_imports_the_rest(app_ctx, run_jobs, monkeypatch, threads, limit):
+    monkeypatch.setitem(app_ctx.config, "LOUPE_IMPORT_THREADS", threads)
+    user = make_user()
+    dataset = make_dataset(user)
+    # Over the limit: a real 1-bit page and files whose headers declare huge sizes, every format.
+    bombs = {
+        "page.png": (one_bit_png(12000, 11000), 12000 * 11000),
+        "declares.png": (declaring("PNG", 20000, 20000), 20000 * 20000),
+        "screen.gif": (declaring("GIF", 60000, 50000), 60000 * 50000),
+        "scan.tif": (declaring("TIFF", 30000, 30000), 30000 * 30000),
+        "photo.jpg": (declaring("JPEG", 60000, 40000), 60000 * 40000),
+        "wide.webp": (declaring("WEBP", 13000, 13000), 13000 * 13000),
+        "old.bmp": (declaring("BMP", 15000, 9000), 15000 * 9000),
+    }
+    small = [(f"ok-{i}.{ext}", image_bytes((64, 48), fmt, seed=500 + i)) for i, (fmt, ext) in enumerate(SMALL)]
+    files = [(name, data) for name, (data, _) in bombs.items()]
+    files = [file for pair in zip(files, small) for file in pair] + files[len(small):]  # bombs between small files
+    # The limit was higher when they were uploaded (another instance, or a changed setting).
+    monkeypatch.setitem(app_ctx.config, "LOUPE_MAX_IMAGE_PIXELS", 10**10)
+    upload, job = upload_files(dataset, user, files)
+    monkeypatch.setitem(app_ctx.config, "LOUPE_MAX_IMAGE_PIXELS", limit)
+
+    run_jobs()
+
+    job = db.session.get(Job, job.id)
+    assert job.status == JobStatus.finished, job.message
+    assert job.result == {"imported": len(small), "duplicates": 0, "failed": len(bombs), "pending": 0}
+    assert {e["item"]: e["reason"] for e in job.errors} == {
+        name: bomb_message(pixels, limit) for name, (_, pixels) in bombs.items()
+    }
+    assert set(_images(dataset.id)) == {name for name, _ in small}
+    assert db.session.get(Dataset, dataset.id).image_count == len(small)
+
+
+# What a 196 MP 1-bit page cost before: decoded (196 MB), then converted to RGBA (784 MB) and to RGB
+# (784 MB) before the thumbnail, on every import thread at once. Measured with this test: 1,762 MB
+# for one page on one thread, and two pages on four threads failed the job (Pillow's limit, changed
+# by the other thread). Now 294 MB: the 1-bit pixels, tiles converted one at a time, a page alone.
+PEAK_MB = 600
+
+
+@pytest.mark.slow
+def test_a_real_worker_imports_196_megapixel_1_bit_pages_side_by_side_in_bounded_memory(app_ctx):
+    user = make_user()
+    dataset = make_dataset(user)
+    page = one_bit_png(14000, 14000)
+    assert len(page) < 100_000
+    # Two of them (over Pillow's own limit of 179 MP, under Loupe's 200 MP) raced each other before.
+    files = [("page-1.png", page), ("page-2.png", with_png_text(page, "2"))]
+    files += [(f"ok-{i}.{ext}", image_bytes((640, 480), fmt, seed=600 + i)) for i, (fmt, ext) in enumerate(SMALL)]
+    _, job = upload_files(dataset, user, files)
+    # A real `python -m workers --burst` (and its work horse), under a parent that reports their peak.
+    measure = (
+        "import resource, subprocess, sys; "
+        "subprocess.run([sys.executable, '-m', 'workers', '--burst', 'imports'], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    env = {**worker_env(app_ctx), "LOUPE_IMPORT_THREADS": "4"}
+    run = subprocess.run([sys.executable, "-c", measure], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    peak_mb = int(run.stdout.split()[-1]) / 1024
+
+    db.session.expire_all()
+    job = db.session.get(Job, job.id)
+    assert job.status == JobStatus.finished, job.message
+    assert job.result == {"imported": len(files), "duplicates": 0, "failed": 0, "pending": 0}, job.errors
+    for name in ("page-1.png", "page-2.png"):
+        image = _images(dataset.id)[name]
+        assert (image.width, image.height) == (14000, 14000)
+        assert _thumbnail(image).size == (256, 256)
+    assert peak_mb < PEAK_MB, f"the worker peaked at {peak_mb:.0f} MB"

@@ -3,18 +3,28 @@ import { render, renderDraft } from "./canvas.js";
 import { $, toast } from "./dom.js";
 import { mutate, redo, undo } from "./history.js";
 import { renderPalette } from "./panels.js";
-import { allowed, cfg, drawable, labelById, newAnnotation, relabel, state, TOOL_NAMES, tools } from "./state.js";
+import {
+  allowed, cfg, drawable, isClassLabel, isLocked, labelById, newAnnotation, regionLabels, relabel, state, TOOL_NAMES, toolKeyName, tools,
+} from "./state.js";
 
+const LOCKED = "This shape is locked: unlock it in the object list to change it.";
+
+/** The label a new shape takes: the one picked last, else the first whose default shape it is. */
 function labelFor(shape) {
-  if (state.currentLabel !== null && labelById(state.currentLabel)) return state.currentLabel;
-  const match = cfg.labels.find((l) => l.default_shape === shape) || cfg.labels[0];
+  const candidates = regionLabels();
+  const current = labelById(state.currentLabel);
+  if (current && candidates.includes(current)) return current.id;
+  const match = candidates.find((l) => l.default_shape === shape) || candidates[0];
   return match ? match.id : null;
 }
 
 export function addShape(shape, geometry) {
   const label_id = labelFor(shape);
   if (label_id === null) {
-    toast("Create a label for this dataset first (Labels page).");
+    toast(cfg.type === "anomaly"
+      ? "Create a defect label (default shape box, polygon or circle) first, on the Labels page: a region marks a defect."
+      : "Create a label for this dataset first (Labels page).");
+    render();
     return;
   }
   mutate(() => {
@@ -24,11 +34,51 @@ export function addShape(shape, geometry) {
 }
 
 export function removeSelected() {
-  if (state.selected < 0 || !cfg.can_annotate) return;
+  removeAt(state.selected);
+}
+
+/** Delete the shape at `index` (the Delete key, the selection panel, the object list); never a locked one. */
+export function removeAt(index) {
+  const ann = state.anns[index];
+  if (!ann || !cfg.can_annotate) return;
+  if (isLocked(ann)) {
+    toast(LOCKED);
+    return;
+  }
   mutate(() => {
-    state.anns.splice(state.selected, 1);
+    state.anns.splice(index, 1);
     state.selected = -1;
   });
+}
+
+/** Select the shape at `index`; one hidden comes back into view, since it is what the person wants to see. */
+export function selectAt(index) {
+  const ann = state.anns[index];
+  if (!ann) return;
+  state.hidden.delete(ann.key);
+  state.selected = index;
+  render();
+}
+
+/** Hide or show a shape: a hidden one is neither drawn nor hit by the pointer. */
+export function toggleHidden(index) {
+  const ann = state.anns[index];
+  if (!ann) return;
+  if (state.hidden.has(ann.key)) state.hidden.delete(ann.key);
+  else {
+    state.hidden.add(ann.key);
+    if (state.selected === index) state.selected = -1;
+  }
+  render();
+}
+
+/** Lock or unlock a shape: a locked one cannot be moved, reshaped, relabelled or deleted. */
+export function toggleLocked(index) {
+  const ann = state.anns[index];
+  if (!ann) return;
+  if (state.locked.has(ann.key)) state.locked.delete(ann.key);
+  else state.locked.add(ann.key);
+  render();
 }
 
 export function finishDraft() {
@@ -52,7 +102,7 @@ export function cancelDraft() {
   renderDraft();
 }
 
-function setTool(name) {
+export function setTool(name) {
   if (!tools().includes(name)) return;
   if (state.draft) finishDraft();
   state.tool = name;
@@ -69,12 +119,18 @@ export function cycleTool(back) {
 export function pickLabel(label) {
   if (!cfg.can_annotate) return;
   const ann = state.anns[state.selected];
-  if (state.draft) {
+  // In an anomaly dataset a class key (normal, anomalous) is always about the whole image.
+  const classKey = isClassLabel(label);
+  if (state.draft && !classKey) {
     state.currentLabel = label.id;
     renderPalette();
     return;
   }
-  if (ann && ann.shape !== "tag") {
+  if (ann && ann.shape !== "tag" && !classKey) {
+    if (isLocked(ann)) {
+      toast(LOCKED);
+      return;
+    }
     mutate(() => relabel(ann, label.id));
     state.currentLabel = label.id;
     renderPalette();
@@ -108,7 +164,7 @@ export function buildTools() {
     b.type = "button";
     b.dataset.tool = name;
     b.textContent = TOOL_NAMES[name];
-    b.title = `${TOOL_NAMES[name]} (Tab cycles)`;
+    b.title = `${TOOL_NAMES[name]} (${toolKeyName(name)}; Tab cycles)`;
     b.addEventListener("click", () => setTool(name));
     bar.appendChild(b);
   }

@@ -6,7 +6,7 @@ export const round = (v) => Math.round(v * 100) / 100;
 export const clampX = (x) => Math.min(Math.max(x, 0), W);
 export const clampY = (y) => Math.min(Math.max(y, 0), H);
 
-function bboxOf(ann) {
+export function bboxOf(ann) {
   const g = ann.geometry;
   if (ann.shape === "box") return [g.x, g.y, g.x + g.width, g.y + g.height];
   if (ann.shape === "circle") return [g.cx - g.r, g.cy - g.r, g.cx + g.r, g.cy + g.r];

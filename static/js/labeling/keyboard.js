@@ -1,9 +1,9 @@
 // Shortcuts, and the "?" overlay that lists them (labels' own keys included).
 import { render, stage } from "./canvas.js";
 import { $ } from "./dom.js";
-import { cancelDraft, cycleTool, dropLastPoint, finishDraft, pickLabel, removeSelected } from "./editing.js";
+import { cancelDraft, cycleTool, dropLastPoint, finishDraft, pickLabel, removeSelected, setTool } from "./editing.js";
 import { redo, undo } from "./history.js";
-import { cfg, state, TOOL_NAMES, tools } from "./state.js";
+import { cfg, state, TOOL_KEYS, TOOL_NAMES, toolKeyName, tools } from "./state.js";
 import { finish, go } from "./store.js";
 import { fit } from "./viewport.js";
 
@@ -17,15 +17,23 @@ function labelForKey(event) {
   return cfg.labels.find((l) => l.shortcut && l.shortcut === event.key.toLowerCase()) || null;
 }
 
+/** The tool this key picks: its own key, or Shift+key (for when a label has taken the plain key). */
+function toolForKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey || event.key.length !== 1) return null;
+  const tool = TOOL_KEYS[event.key.toLowerCase()];
+  return tool && tools().includes(tool) ? tool : null;
+}
+
 function onKeyDown(event) {
   if (event.key === "Escape") {
     if ($("lb-help").hidden === false) return toggleHelp(false);
     if (inField(event.target)) return event.target.blur();
+    // One step back each press: the shape being drawn, then the selection, then the drawing tool.
     if (state.draft) cancelDraft();
-    else {
+    else if (state.selected >= 0) {
       state.selected = -1;
       render();
-    }
+    } else setTool("select");
     return;
   }
   if (inField(event.target)) return;
@@ -50,6 +58,11 @@ function onKeyDown(event) {
     event.preventDefault();
     return pickLabel(label);
   }
+  const tool = toolForKey(event);
+  if (tool) {
+    event.preventDefault();
+    return setTool(tool);
+  }
   if (key === " ") {
     state.spaceDown = true;
     stage.classList.add("space");
@@ -67,10 +80,12 @@ function onKeyDown(event) {
     return removeSelected();
   }
   if (key === "Enter") {
+    if (event.target.closest && event.target.closest("#lb-objects button")) return; // the focused row button acts
     event.preventDefault();
     if (state.draft) return finishDraft();
     return finish("submit");
   }
+  if (key === "ArrowRight" && event.shiftKey) return go(cfg.urls.next_unlabeled, event, "There is no other unlabeled image in this filter.");
   if (key === "ArrowRight") return go(cfg.urls.next, event);
   if (key === "ArrowLeft") return go(cfg.urls.previous, event);
 }
@@ -90,22 +105,30 @@ function toggleHelp(show) {
 function buildHelp() {
   const rows = [
     ["?", "Show or hide this list"],
+    ...tools().map((t) => [toolKeyName(t), `${TOOL_NAMES[t]} tool` + (t === "select" ? " (also Escape, with nothing selected or drawn)" : "")]),
     ["Tab / Shift+Tab", "Next / previous tool (" + tools().map((t) => TOOL_NAMES[t]).join(", ") + ")"],
     ["Drag", "Box and circle (from the centre): draw; select tool: move a shape or pan"],
     ["Click … Enter or double-click", "Polygon, line and points: add points, then finish"],
     ["Backspace", "While drawing: remove the last point"],
-    ["Escape", "Cancel drawing, or clear the selection"],
-    ["Delete", "Delete the selected shape"],
+    ["Escape", "Cancel drawing, else clear the selection, else the select tool"],
+    ["Delete", "Delete the selected shape (not a locked one)"],
     ["Ctrl+Z", "Undo"],
     ["Ctrl+Shift+Z / Ctrl+Y", "Redo"],
     ["Wheel", "Zoom around the pointer"],
     ["Space+drag / middle button", "Pan"],
     ["F", "Fit the image"],
     ["→ / ←", "Next / previous image (after saving)"],
+    ["Shift+→", "Next unlabeled image of this filter"],
     ["Enter", "Submit"],
     ["Shift+S", "Skip (submit with no annotations)"],
   ];
-  for (const l of cfg.labels) if (l.shortcut) rows.push([l.shortcut, `Label: ${l.name}`]);
+  for (const l of cfg.labels) {
+    if (!l.shortcut) continue;
+    const tool = TOOL_KEYS[l.shortcut];
+    // A label keeps its key; the tool it shadows moves to Shift+key, and the list says so.
+    const shadows = tool && tools().includes(tool) ? ` (the ${TOOL_NAMES[tool]} tool is on Shift+${l.shortcut.toUpperCase()})` : "";
+    rows.push([l.shortcut, `Label: ${l.name}${shadows}`]);
+  }
   const tbody = $("lb-help-table").tBodies[0];
   for (const [keys, what] of rows) {
     const tr = tbody.insertRow();

@@ -31,6 +31,8 @@ function init() {
     get annotations() { return payload(); },
     get revision() { return revision(); },
     get selected() { return state.selected; },
+    get hidden() { return state.anns.flatMap((a, i) => (state.hidden.has(a.key) ? [i] : [])); },
+    get locked() { return state.anns.flatMap((a, i) => (state.locked.has(a.key) ? [i] : [])); },
     get tool() { return state.tool; },
     get view() { return { ...view }; },
     get region() { return shownRegion(); },

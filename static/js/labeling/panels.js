@@ -5,7 +5,7 @@ import { $ } from "./dom.js";
 import { pickLabel, removeSelected } from "./editing.js";
 import { describe } from "./geometry.js";
 import { mutate } from "./history.js";
-import { cfg, labelById, relabel, state } from "./state.js";
+import { cfg, isLocked, labelById, regionLabels, relabel, state } from "./state.js";
 
 export function renderTags() {
   const box = $("lb-tags");
@@ -88,6 +88,7 @@ export function renderSelection() {
     return;
   }
   const label = labelById(ann.label_id);
+  const editable = cfg.can_annotate && !isLocked(ann);
   const field = (text, input) => {
     const wrap = document.createElement("div");
     wrap.className = "lb-field";
@@ -97,17 +98,18 @@ export function renderSelection() {
     lab.htmlFor = input.id = id;
     wrap.append(lab, input);
     body.appendChild(wrap);
-    input.disabled = !cfg.can_annotate;
+    input.disabled = !editable;
     return input;
   };
   const info = document.createElement("p");
   info.className = "muted";
   info.id = "lb-selection-shape";
-  info.textContent = `${ann.shape} · ${describe(ann)}`;
+  info.textContent = `${ann.shape} · ${describe(ann)}` + (isLocked(ann) ? " · locked" : "");
   body.appendChild(info);
 
   const select = document.createElement("select");
-  for (const l of cfg.labels) select.add(new Option(l.name + (l.shortcut ? ` (${l.shortcut})` : ""), l.id, false, l.id === ann.label_id));
+  const choices = regionLabels().includes(label) || !label ? regionLabels() : [label, ...regionLabels()];
+  for (const l of choices) select.add(new Option(l.name + (l.shortcut ? ` (${l.shortcut})` : ""), l.id, false, l.id === ann.label_id));
   field("Label", select).addEventListener("change", () => mutate(() => relabel(state.anns[state.selected], Number(select.value))));
 
   for (const def of (label && label.attributes) || []) {
@@ -124,7 +126,7 @@ export function renderSelection() {
     text.value = ann.text || "";
     field("Text (OCR)", text).addEventListener("change", () => mutate(() => (state.anns[state.selected].text = text.value || null)));
   }
-  if (cfg.can_annotate) {
+  if (editable) {
     const del = document.createElement("button");
     del.type = "button";
     del.className = "danger";

@@ -3,7 +3,7 @@ import { render, renderDraft, stage, svg } from "./canvas.js";
 import { addShape, finishDraft } from "./editing.js";
 import { clampX, clampY, clone, dragHandle, moveBy, round } from "./geometry.js";
 import { commit } from "./history.js";
-import { cfg, H, state, view, W } from "./state.js";
+import { cfg, H, isLocked, state, view, W } from "./state.js";
 import { applyView, toImage } from "./viewport.js";
 
 function onPointerDown(event) {
@@ -44,7 +44,8 @@ function onPointerDown(event) {
   if (hit >= 0 && (tool === "select" || hit === state.selected)) {
     state.selected = hit;
     render();
-    if (editable) {
+    // A locked shape is selected (to read its attributes) but never dragged.
+    if (editable && !isLocked(anns[hit])) {
       state.drag = { kind: "move", index: hit, start: p, orig: clone(anns[hit].geometry), before: JSON.stringify(anns) };
       svg.setPointerCapture(event.pointerId);
     }

@@ -4,6 +4,16 @@
 
 const DRAWABLE = ["box", "polygon", "polyline", "points", "circle"];
 export const TOOL_NAMES = { select: "Select", box: "Box", polygon: "Polygon", polyline: "Line", points: "Points", circle: "Circle" };
+// Each tool's own key (keyboard.js). A label whose shortcut is the same key keeps it; the tool is
+// then on Shift+key, which always works.
+export const TOOL_KEYS = { v: "select", b: "box", p: "polygon", l: "polyline", o: "points", c: "circle" };
+
+/** The key that picks the tool, as the "?" list and the buttons' titles name it. */
+export function toolKeyName(tool) {
+  const key = Object.keys(TOOL_KEYS).find((k) => TOOL_KEYS[k] === tool);
+  if (!key) return "";
+  return cfg.labels.some((l) => l.shortcut === key) ? `Shift+${key.toUpperCase()}` : key.toUpperCase();
+}
 
 export let cfg = null;
 export let W = 0; // the image's size in pixels
@@ -26,11 +36,22 @@ export const state = {
   spaceDown: false,
   cursor: null, // last pointer position in image pixels
   lastPress: null, // time and place of the last press while drawing points (double-click)
+  // Annotation keys hidden or locked in the object list: the editor's view only, never saved, and
+  // kept apart from `anns` so that toggling them is no edit (no undo step, no save).
+  hidden: new Set(),
+  locked: new Set(),
 };
 
 export const view = { s: 1, tx: 0, ty: 0, fitted: true };
 
 export const labelById = (id) => cfg.labels.find((l) => l.id === id) || null;
+export const isHidden = (ann) => !!ann && state.hidden.has(ann.key);
+export const isLocked = (ann) => !!ann && state.locked.has(ann.key);
+// The labels a drawn region may take. In an anomaly dataset the image's classes (normal,
+// anomalous) are whole-image tags and a region marks a defect, so it takes a defect label: one
+// whose default shape is a region, never the "normal" class.
+export const regionLabels = () => (cfg.type === "anomaly" ? cfg.labels.filter((l) => l.default_shape !== "tag") : cfg.labels);
+export const isClassLabel = (label) => cfg.type === "anomaly" && !!label && label.default_shape === "tag";
 export const colorOf = (ann) => (labelById(ann.label_id) || {}).color || "#adb5bd";
 export const allowed = (shape) => cfg.shapes.includes(shape);
 export const drawable = () => DRAWABLE.filter(allowed);

@@ -270,10 +270,10 @@ async function reloadFromServer() {
   setStatus("saved", "Saved");
 }
 
-/** Next or previous image, once everything is saved. */
-export async function go(url, event) {
+/** Next or previous image, once everything is saved; `missing` says why there is none. */
+export async function go(url, event, missing = "This is the last image of this filter.") {
   if (event) event.preventDefault();
-  if (!url) return toast("This is the last image of this filter.");
+  if (!url) return toast(missing);
   if (await flush()) {
     window.location.href = url;
     return;
@@ -352,7 +352,7 @@ export function initStore() {
   if (submit) submit.addEventListener("click", () => finish("submit"));
   const skip = $("lb-skip");
   if (skip) skip.addEventListener("click", () => finish("skip"));
-  for (const [id, dir] of [["lb-next", "next"], ["lb-previous", "previous"]]) {
+  for (const [id, dir] of [["lb-next", "next"], ["lb-previous", "previous"], ["lb-next-unlabeled", "next_unlabeled"]]) {
     const link = $(id);
     if (link) link.addEventListener("click", (e) => go(cfg.urls[dir], e));
   }
