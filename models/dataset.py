@@ -72,6 +72,17 @@ class Dataset(db.Model):
 
     __table_args__ = (Index("ix_dataset_image_count", "image_count", "id"), Index("ix_dataset_name", "name", "id"))
 
+    @classmethod
+    def lock(cls, dataset_id: int) -> None:
+        """Hold the dataset's row to the end of the transaction, to serialise changes to one dataset.
+
+        A no-op write rather than SELECT ... FOR UPDATE: PostgreSQL locks the row, SQLite takes its
+        one write lock (it has no row locks, so FOR UPDATE would not do).
+        """
+        db.session.execute(
+            db.update(cls).where(cls.id == dataset_id).values(updated_at=cls.updated_at).execution_options(synchronize_session=False)
+        )
+
 
 class DatasetMember(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)

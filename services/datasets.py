@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from core.errors import Conflict, Forbidden, Invalid, NotFound, parse_choice
 from core.extensions import db
@@ -149,11 +149,9 @@ def _lock_members(dataset: Dataset) -> None:
     """Serialise member changes of one dataset: without it, two owners demoting each other at once
     would both see the other one left.
 
-    A no-op write rather than SELECT ... FOR UPDATE: SQLite has no row locks, but a write holds its
-    one write lock to the end of the transaction; PostgreSQL locks the row. Then the dataset is read
-    again, as its recorded owner may have changed since it was loaded.
+    Then the dataset is read again, as its recorded owner may have changed since it was loaded.
     """
-    db.session.execute(update(Dataset).where(Dataset.id == dataset.id).values(updated_at=Dataset.updated_at))
+    Dataset.lock(dataset.id)
     db.session.refresh(dataset)
 
 

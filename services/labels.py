@@ -2,7 +2,7 @@
 
 import re
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import Conflict, Invalid, NotFound, is_finite_number, is_id_list, is_int
@@ -241,17 +241,6 @@ def update_label(dataset: Dataset, label: Label, **changes) -> Label:
     return label
 
 
-def lock_labels(dataset_id: int) -> None:
-    """Serialise changes to a dataset's set of labels: a reorder, and the jobs that remove labels.
-
-    A no-op write on the dataset row, held to the end of the transaction: PostgreSQL locks the
-    row, SQLite takes its one write lock (it has no row locks, so SELECT ... FOR UPDATE would not do).
-    """
-    db.session.execute(
-        update(Dataset).where(Dataset.id == dataset_id).values(updated_at=Dataset.updated_at).execution_options(synchronize_session=False)
-    )
-
-
 def _labels_busy() -> Conflict:
     return Conflict("A label of this dataset is being deleted or merged; reorder the labels once that job has finished")
 
@@ -260,12 +249,12 @@ def reorder_labels(dataset: Dataset, label_ids) -> list[Label]:
     """Set the display order from the full list of the dataset's label ids.
 
     Refused while a delete or merge job of the dataset's labels is queued or running: it removes
-    labels the list names. Checked again under lock_labels(), which those jobs take before they
+    labels the list names. Checked again under Dataset.lock(), which those jobs take before they
     remove labels, so the check and the write are one step.
     """
     if active_jobs(dataset, *LABEL_JOBS):
         raise _labels_busy()
-    lock_labels(dataset.id)
+    Dataset.lock(dataset.id)  # the label jobs take it too before they remove labels
     if db.session.scalar(select(Job.id).where(Job.dataset_id == dataset.id, Job.kind.in_(LABEL_JOBS), Job.status.in_([JobStatus.queued, JobStatus.running])).limit(1)):
         db.session.rollback()
         raise _labels_busy()

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from core.extensions import db
 from models import Annotation, Dataset, Image, Label
 from services.datasets import recount
-from services.labels import images_with_labels, lock_labels
+from services.labels import images_with_labels
 from services.revisions import claim_revision, record_revision
 from workers.runtime import app_context, job_run
 
@@ -95,7 +95,7 @@ def merge_labels(job_id: str, dataset_id: int, label_ids: list[int], name: str, 
             _record(images, run.job.user_id, "merge_labels")
             done += len(image_ids)
             run.progress(done, max(run.job.total, done), f"Merged the annotations of {done} images", force=True)
-        lock_labels(dataset_id)  # a reorder that checked for this job waits for it, or it for the reorder
+        Dataset.lock(dataset_id)  # a reorder that checked for this job waits for it, or it for the reorder
         for label in db.session.scalars(select(Label).where(Label.id.in_(source_ids))):
             db.session.delete(label)
         recount(dataset_id)
@@ -126,7 +126,7 @@ def delete_label(job_id: str, dataset_id: int, label_id: int) -> dict:
             _record(images, run.job.user_id, "delete_label")
             done += len(image_ids)
             run.progress(done, max(run.job.total, done), f"Deleted the annotations of {done} images", force=True)
-        lock_labels(dataset_id)  # a reorder that checked for this job waits for it, or it for the reorder
+        Dataset.lock(dataset_id)  # a reorder that checked for this job waits for it, or it for the reorder
         db.session.delete(db.session.get(Label, label_id))
         recount(dataset_id)
         run.job.result = {"deleted_label_id": label_id, "images": done}
