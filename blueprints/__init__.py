@@ -7,22 +7,24 @@ from core.errors import Unauthorized
 # Not imported as `api`: importing the blueprints.api package rebinds that name in this module.
 from core.extensions import api as openapi
 from core.extensions import csrf, login_manager
+from core.permissions import load_user
 from models import User
 from services.accounts import user_for_token
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import admin, auth, datasets, images, jobs, labeling, labels, profile, uploads
+    from blueprints import admin, auth, datasets, exports, images, jobs, labeling, labels, profile, signed_files, splits, uploads, versions
     from blueprints.api import API_BLUEPRINTS
 
-    for module in (auth, datasets, images, uploads, labels, labeling, jobs, profile, admin):
+    for module in (auth, datasets, images, uploads, labels, labeling, jobs, profile, admin, signed_files, exports, versions, splits):
         app.register_blueprint(module.bp)
     for bp in API_BLUEPRINTS:
         csrf.exempt(bp)  # _api_user checks CSRF itself, on cookie-authenticated writes only
         openapi.register_blueprint(bp)
 
-    # Every request: a session or remember-me cookie of an ended generation signs nobody in.
-    login_manager.user_loader(User.from_session_id)
+    # Every request: a session or remember-me cookie of an ended generation signs nobody in. The
+    # user is read with the URL's dataset and image, which requires() asks for next.
+    login_manager.user_loader(lambda session_id: User.from_session_id(session_id, load_user))
 
     @app.before_request
     def authenticate():

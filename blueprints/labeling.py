@@ -7,13 +7,12 @@ revisions and conflict detection. Writes need the CSRF header that base.html put
 
 from flask import Blueprint, current_app, jsonify, make_response, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from core.errors import Invalid
 from core.extensions import db
 from core.files import send_object
 from core.permissions import can, requires
-from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES, Label
+from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES
 from services import annotations as annotation_service
 from services import navigation
 from services import regions as region_service
@@ -28,14 +27,13 @@ bp = Blueprint("labeling", __name__, url_prefix="/datasets/<int:dataset_id>/imag
 
 
 def _labels(dataset) -> list[dict]:
-    labels = db.session.scalars(select(Label).where(Label.dataset_id == dataset.id).order_by(Label.position, Label.id))
     return [
         {
             "id": label.id, "name": label.name, "color": label.color, "shortcut": label.shortcut or "",
             "default_shape": label.default_shape, "with_text": label.with_text,
             "attributes": label.attributes or [], "unclassified": label.unclassified,
         }
-        for label in labels
+        for label in annotation_service.dataset_labels(dataset.id)
     ]
 
 
@@ -44,9 +42,7 @@ def _labels(dataset) -> list[dict]:
 def show(dataset, image):
     """The labeling page; next/previous walk the grid filter given in the query string."""
     f = ImageFilter.from_args({k: v for k, v in request.args.items() if k not in ("cursor", "limit")})
-    previous_id, next_id = navigation.neighbours(dataset, current_user, f, image.id)
-    place = navigation.position(dataset, current_user, f, image.id)
-    unlabeled_id = navigation.next_unlabeled(dataset, current_user, f, image.id)
+    place = navigation.locate(dataset, current_user, f, image.id)
     nav = f.args()
 
     def link(image_id):
@@ -59,9 +55,9 @@ def show(dataset, image):
         "file": url_for("images.file", dataset_id=dataset.id, image_id=image.id),
         "preview": url_for("labeling.preview", dataset_id=dataset.id, image_id=image.id),
         "region": url_for("labeling.region", dataset_id=dataset.id, image_id=image.id),
-        "next": link(next_id),
-        "previous": link(previous_id),
-        "next_unlabeled": link(unlabeled_id),
+        "next": link(place.next_id),
+        "previous": link(place.previous_id),
+        "next_unlabeled": link(place.next_unlabeled_id),
         "grid": url_for("images.index", dataset_id=dataset.id, **nav),
     }
     config = {
@@ -73,7 +69,7 @@ def show(dataset, image):
         # Larger images load a downscaled preview first and sharp regions as the view zooms in.
         "large": image.width * image.height > LARGE_PIXELS,
         "preview_side": region_service.PREVIEW_SIDE, "region_max": region_service.MAX_SIDE,
-        "position": place.place, "total": place.total, "position_exact": place.exact,
+        "position": place.position.place, "total": place.position.total, "position_exact": place.position.exact,
     }
     return render_template("labeling/page.html", dataset=dataset, image=image, config=config, urls=urls, filtered=f.active)
 

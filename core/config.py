@@ -72,6 +72,11 @@ def load_config(overrides: dict | None = None) -> dict:
         # The canvas's autosaves by one person within this many seconds of the revision's first
         # save fold into that revision, so the history shows edits, not keystrokes (0: never fold).
         "LOUPE_REVISION_FOLD_S": _int("LOUPE_REVISION_FOLD_S", 120),
+        # Where people reach Loupe, for links made outside a request (a worker's CSV of signed
+        # image URLs); empty: SERVER_NAME if set, else http://localhost:5000.
+        "LOUPE_BASE_URL": os.environ.get("LOUPE_BASE_URL", "").rstrip("/"),
+        # An export file is kept this many days after it is made; the cleanup job removes it then.
+        "LOUPE_EXPORT_TTL_DAYS": _int("LOUPE_EXPORT_TTL_DAYS", 7),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "API_TITLE": "Loupe API",
         "API_VERSION": "v1",

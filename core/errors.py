@@ -42,6 +42,12 @@ class Conflict(LoupeError):
     status, code = 409, "conflict"
 
 
+class Gone(LoupeError):
+    """Was here and will not be again (an expired export or download link)."""
+
+    status, code = 410, "gone"
+
+
 class TooMany(LoupeError):
     status, code = 429, "too_many_requests"
 

@@ -3,11 +3,13 @@
 Also the one rule for file names a person or a header will read (cleaning uploads, Content-Disposition).
 """
 
+import os
 import re
 import unicodedata
 from urllib.parse import quote
 
-from flask import send_file
+from flask import request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from core.errors import NotFound
 from core.storage import get_storage
@@ -53,7 +55,17 @@ def send_object(key: str, media_type: str, file_name: str | None = None, attachm
         stream = get_storage().open(key)
     except FileNotFoundError:
         raise NotFound("The file is missing from storage") from None
-    response = send_file(stream, mimetype=media_type, etag=key.replace("/", "-"), conditional=True, max_age=None)
+    response = send_file(stream, mimetype=media_type, etag=key.replace("/", "-"), conditional=False, max_age=None)
+    # send_file knows no size for a stream, and without one answers a Range with the whole file;
+    # with it a broken download resumes (206). A RequestedRangeNotSatisfiable is werkzeug's 416.
+    size = os.fstat(stream.fileno()).st_size if hasattr(stream, "fileno") else None
+    if size is not None:
+        response.content_length = size
+    try:
+        response = response.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    except RequestedRangeNotSatisfiable:
+        stream.close()
+        raise
     if file_name is not None:
         response.headers["Content-Disposition"] = content_disposition(file_name, attachment)
     # private: permission is checked per request, so shared caches must not keep a copy.

@@ -10,11 +10,11 @@ from typing import Callable
 
 from flask import has_request_context, request
 from flask_login import current_user
-from sqlalchemy import exists, or_, select
+from sqlalchemy import bindparam, exists, or_, select
 
 from core.errors import Forbidden, NotFound
 from core.extensions import db
-from models import Assignment, Dataset, DatasetMember, Image, ImageState, Job, Role, User
+from models import Assignment, Dataset, DatasetMember, Export, Image, ImageState, Job, Role, User
 
 Rule = Callable[[User, object], bool]
 
@@ -131,6 +131,7 @@ SCOPES: dict[str, Rule] = {
     "image:annotate": annotates,
     "job:view": owns_job_or(sees_whole_dataset),
     "job:cancel": owns_job_or(role_at_least(Role.manager)),
+    "export:view": role_at_least(Role.manager),  # an export and its file: whoever may export the dataset
     "users:manage": is_admin,
 }
 
@@ -155,6 +156,11 @@ def _load(view_args: dict, user: User) -> dict:
             if image is None or not can(user, "image:view", image):
                 raise NotFound(f"Image {image_id} not found")
             loaded["image"] = image
+    if "export_id" in view_args:
+        export = db.session.get(Export, view_args.pop("export_id"))
+        if export is None or not can(user, "dataset:view", db.session.get(Dataset, export.dataset_id)):
+            raise NotFound("Export not found")
+        loaded["export"] = export
     if "job_id" in view_args:
         job = db.session.get(Job, view_args.pop("job_id"))
         if job is None or not can(user, "job:view", job):
@@ -164,29 +170,63 @@ def _load(view_args: dict, user: User) -> dict:
 
 
 def _dataset_and_image(user: User, dataset_id: int, image_id: int | None) -> tuple[Dataset | None, Image | None]:
-    """The URL's dataset and image (None: missing, or of another dataset) in one query.
-
-    The same query reads what the checks ask next, into the request's memos: the user's
-    membership of the dataset and whether the image is assigned to them. Every page and save of
-    an image asks both, so this is one round trip instead of four.
-    """
+    """The URL's dataset and image (None: missing, or of another dataset), read with the user's
+    role and assignment (see `load_user`), or as the session's user loader read them already."""
     if not user.is_authenticated:
         image = db.session.get(Image, image_id) if image_id is not None else None
         return db.session.get(Dataset, dataset_id), image if image is not None and image.dataset_id == dataset_id else None
-    query = select(Dataset, DatasetMember.role).outerjoin(
-        DatasetMember, (DatasetMember.dataset_id == Dataset.id) & (DatasetMember.user_id == user.id)
-    ).where(Dataset.id == dataset_id)
-    if image_id is not None:
-        assigned = exists().where(Assignment.image_id == Image.id, Assignment.labeler_id == user.id)
-        query = query.outerjoin(Image, (Image.id == image_id) & (Image.dataset_id == Dataset.id)).add_columns(Image, assigned)
-    row = db.session.execute(query).one_or_none()
+    loaded = _request_memo("url").get((user.id, dataset_id, image_id))
+    return loaded if loaded is not None else _read_user_and_url(user.id, dataset_id, image_id)[1:]
+
+
+def load_user(user_id: int) -> User | None:
+    """The user of a request's session, read with what `requires()` asks of the URL next.
+
+    When the URL names a dataset (and an image), the same query reads it, the user's membership
+    of it, the image and whether the image is assigned to the user, into the request's memos:
+    every page and save of an image asks them all, so that is one round trip instead of five.
+    """
+    view_args = request.view_args or {}
+    if "dataset_id" not in view_args:
+        return db.session.get(User, user_id)
+    return _read_user_and_url(user_id, view_args["dataset_id"], view_args.get("image_id"))[0]
+
+
+def _user_and_url_query(with_image: bool):
+    """The query of `_read_user_and_url`, its values bound at execution (user_id, dataset_id, image_id)."""
+    query = (
+        select(User, Dataset, DatasetMember.role)
+        .select_from(User)
+        .outerjoin(Dataset, Dataset.id == bindparam("dataset_id"))
+        .outerjoin(DatasetMember, (DatasetMember.dataset_id == Dataset.id) & (DatasetMember.user_id == User.id))
+        .where(User.id == bindparam("user_id"))
+    )
+    if not with_image:
+        return query
+    assigned = exists().where(Assignment.image_id == Image.id, Assignment.labeler_id == User.id)
+    return query.outerjoin(Image, (Image.id == bindparam("image_id")) & (Image.dataset_id == Dataset.id)).add_columns(Image, assigned)
+
+
+# Built once: building this query and its cache key cost more than running it, on every request.
+_USER_AND_URL = {with_image: _user_and_url_query(with_image) for with_image in (False, True)}
+
+
+def _read_user_and_url(user_id: int, dataset_id: int, image_id: int | None) -> tuple[User | None, Dataset | None, Image | None]:
+    """One query: the user, the dataset and the image (None: missing, or of another dataset), with
+    the user's role and the image's assignment to them memoised for this request."""
+    with_image = image_id is not None
+    row = db.session.execute(
+        _USER_AND_URL[with_image], {"user_id": user_id, "dataset_id": dataset_id, "image_id": image_id}
+    ).one_or_none()
     if row is None:
-        return None, None
-    dataset, image = row[0], row[2] if image_id is not None else None
-    _request_memo("roles")[(user.id, dataset.id)] = row[1]
+        return None, None, None
+    user, dataset, image = row[0], row[1], row[3] if with_image else None
+    if dataset is not None:
+        _request_memo("roles")[(user_id, dataset.id)] = row[2]
     if image is not None:
-        _request_memo("assigned")[(user.id, image.id)] = bool(row[3])
-    return dataset, image
+        _request_memo("assigned")[(user_id, image.id)] = bool(row[4])
+    _request_memo("url")[(user_id, dataset_id, image_id)] = (dataset, image)
+    return user, dataset, image
 
 
 def requires(scope: str):

@@ -8,8 +8,8 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-# Queues by purpose, each with its own timeout (seconds), so a long export never starves imports.
-QUEUES = {"imports": 6 * 3600, "datasets": 6 * 3600}
+# Queues by purpose, each with its own timeout (seconds), so a long export never holds up imports.
+QUEUES = {"imports": 6 * 3600, "datasets": 6 * 3600, "exports": 12 * 3600}
 
 
 def start_embedded_redis(instance_dir: str) -> Redis:

@@ -26,6 +26,9 @@ class Stored:
 class Storage(Protocol):
     def put_stream(self, stream: BinaryIO, max_bytes: int | None = None) -> Stored: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_file(self, key: str, path: Path) -> int:
+        """Move a finished local file under key, atomically (a reader sees all of it or nothing); returns its size."""
+        ...
     def open(self, key: str) -> BinaryIO: ...
     def read(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
@@ -45,6 +48,8 @@ class TooLarge(Exception):
 
 # Where derived objects (made again from an original when lost) live; see services/regions.py.
 DERIVED_NAMESPACES = ("thumbs", "previews", "regions")
+# Export files and their reports (services/exports.py): not derived, but named by key like them.
+NAMED_NAMESPACES = (*DERIVED_NAMESPACES, "exports")
 
 
 class LocalStorage:
@@ -58,7 +63,7 @@ class LocalStorage:
         if "/" in key:
             namespace, *names = key.split("/")
             # Only the known namespaces: "objects" or "tmp" would reach the originals or uploads.
-            if namespace not in DERIVED_NAMESPACES or any(part in ("", ".", "..") for part in names):
+            if namespace not in NAMED_NAMESPACES or any(part in ("", ".", "..") for part in names):
                 raise ValueError(f"bad storage key {key!r}")
             # A key's folders are folders on disk, so a key prefix ending in "/" is one directory.
             return self.root.joinpath(namespace, names[0][:2], *names)
@@ -105,6 +110,18 @@ class LocalStorage:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._atomic_write(self._path(key), lambda out: out.write(data))
+
+    def put_file(self, key: str, path: Path) -> int:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = Path(path).stat().st_size
+        try:
+            os.replace(path, target)  # one rename when both are on the same filesystem
+        except OSError:
+            with open(path, "rb") as source:
+                self._atomic_write(target, lambda out: shutil.copyfileobj(source, out, CHUNK))
+            Path(path).unlink()
+        return size
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")

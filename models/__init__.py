@@ -7,11 +7,12 @@ from models.jobs import ImportItem, ImportItemStatus, Job, JobStatus, Upload
 from models.label import Label
 from models.team import Assignment, LabelingTask, Workforce, WorkforceMember
 from models.user import ApiToken, User
+from models.version import Export, Version, VersionImage
 
 __all__ = [
     "SHAPES", "SHAPES_BY_TYPE", "SINGLE_TAG_TYPES",
     "Annotation", "AnnotationRevision", "ApiToken", "Assignment", "Dataset", "DatasetMember",
-    "DatasetType", "Folder", "Image", "ImageState", "ImageTag", "ImportItem", "ImportItemStatus",
+    "DatasetType", "Export", "Folder", "Image", "ImageState", "ImageTag", "ImportItem", "ImportItemStatus",
     "Job", "JobStatus", "Label", "LabelingTask", "Review", "Role", "Split", "Tag", "Upload",
-    "User", "Workforce", "WorkforceMember",
+    "User", "Version", "VersionImage", "Workforce", "WorkforceMember",
 ]

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.extensions import db
 from models.base import utcnow
+from services.shapes import SHAPES
 
 
 class DatasetType(str, enum.Enum):
@@ -24,7 +25,6 @@ class DatasetType(str, enum.Enum):
 
 # The shapes an annotation may have in each dataset type (SPEC sections 3 and 7). `tag` is a
 # whole-image class; classification and anomaly images carry exactly one.
-SHAPES = ("tag", "box", "polygon", "polyline", "points", "circle")
 SHAPES_BY_TYPE = {
     DatasetType.classification: ("tag",),
     DatasetType.multilabel: ("tag", "polygon"),

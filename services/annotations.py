@@ -10,13 +10,12 @@ from datetime import timedelta
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import Conflict, Invalid, NotFound, is_finite_number, is_int
 from core.extensions import db
 from models import (
-    SHAPES,
     SHAPES_BY_TYPE,
     SINGLE_TAG_TYPES,
     Annotation,
@@ -31,20 +30,39 @@ from models import (
 )
 from models.base import utcnow
 from services.revisions import claim_revision, record_revision, snapshot_of
+from services.shapes import SHAPES, geometry_problems
 
 MAX_ANNOTATIONS = 2000
-MAX_POINTS = 10000
 MAX_TEXT = 10000
 MAX_ERRORS = 50
-TOLERANCE = 0.5  # pixels a shape may poke out of the image (rounding in clients)
 HISTORY_PAGE = 100
 
 FIELDS = ("label_id", "shape", "geometry", "attributes", "text", "source", "score")
 IGNORED = ("id", "author_id")  # what GET returns and a client may send back unchanged
 OLD_FIELDS = ("id", *FIELDS, "author_id")  # what a save needs of the annotations it replaces
 SOURCES = ("human", "prediction")
-POINT_MINIMUM = {"polygon": 3, "polyline": 2, "points": 1}
-GEOMETRY_KEYS = {"box": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r"), "tag": ()}
+
+# Every save runs these. Built once, on the tables (no ORM unit of work or bulk machinery), with
+# their values bound at execution: building a statement and its cache key costs more CPU than
+# the database spends running it.
+_annotations, _datasets, _labels = Annotation.__table__, Dataset.__table__, Label.__table__
+# What the labeling page shows of a label, and what a save checks against.
+LABEL_FIELDS = ("id", "name", "color", "shortcut", "default_shape", "with_text", "attributes", "unclassified")
+_LABELS = (
+    select(*(_labels.c[name] for name in LABEL_FIELDS))
+    .where(_labels.c.dataset_id == bindparam("dataset_id")).order_by(_labels.c.position, _labels.c.id)
+)
+# The DELETE hands back the rows it removed: the authors to keep and the old counts.
+_DELETE_ROWS = delete(_annotations).where(_annotations.c.image_id == bindparam("image_id")).returning(*(_annotations.c[f] for f in OLD_FIELDS))
+_INSERT_ROWS = insert(_annotations).returning(_annotations.c.id, sort_by_parameter_order=True)
+_COUNT_DATASET = update(_datasets).where(_datasets.c.id == bindparam("dataset_id")).values(
+    annotation_count=_datasets.c.annotation_count + bindparam("annotations_moved"),
+    annotated_count=_datasets.c.annotated_count + bindparam("annotated_moved"),
+)
+_COUNT_LABEL = update(_labels).where(_labels.c.id == bindparam("label_id")).values(
+    annotation_count=_labels.c.annotation_count + bindparam("annotations_moved"),
+    image_count=_labels.c.image_count + bindparam("images_moved"),
+)
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -60,6 +78,11 @@ def annotation_dict(annotation: Annotation) -> dict:
 
 def _rows(image_id: int) -> list[Annotation]:
     return list(db.session.scalars(select(Annotation).where(Annotation.image_id == image_id).order_by(Annotation.id)))
+
+
+def dataset_labels(dataset_id: int) -> list:
+    """The dataset's labels in palette order, as rows of their LABEL_FIELDS."""
+    return db.session.execute(_LABELS, {"dataset_id": dataset_id}).all()
 
 
 def get_annotations(image: Image) -> dict:
@@ -89,69 +112,6 @@ class _Errors:
 
 def _path(error: dict) -> str:
     return error["field"] if error["index"] is None else f"annotations[{error['index']}].{error['field']}"
-
-
-def _check_point(errors: _Errors, i: int, field: str, x, y, image: Image) -> None:
-    ok = True
-    for name, value in (("x", x), ("y", y)):
-        if not is_finite_number(value):
-            errors.add(i, f"{field}.{name}" if field else name, f"must be a finite number, not {value!r}"[:200])
-            ok = False
-    if ok and not (-TOLERANCE <= x <= image.width + TOLERANCE and -TOLERANCE <= y <= image.height + TOLERANCE):
-        errors.add(i, field or "geometry", f"point ({x}, {y}) is outside the {image.width}x{image.height} image")
-
-
-def _check_geometry(errors: _Errors, i: int, shape: str, geometry, image: Image) -> None:
-    if not isinstance(geometry, dict):
-        errors.add(i, "geometry", "must be an object")
-        return
-    if shape in POINT_MINIMUM:
-        extra = set(geometry) - {"points"}
-        if extra:
-            errors.add(i, "geometry", f"unknown keys {', '.join(sorted(map(str, extra)))}; a {shape} has only points")
-        points = geometry.get("points")
-        if not isinstance(points, list):
-            errors.add(i, "geometry.points", "must be a list of [x, y] pairs")
-            return
-        minimum = POINT_MINIMUM[shape]
-        if not minimum <= len(points) <= MAX_POINTS:
-            errors.add(i, "geometry.points", f"a {shape} needs {minimum} to {MAX_POINTS} points, got {len(points)}")
-            return
-        before = len(errors.items)
-        for j, point in enumerate(points):
-            if not (isinstance(point, list) and len(point) == 2):
-                errors.add(i, f"geometry.points[{j}]", "must be a pair [x, y]")
-            else:
-                _check_point(errors, i, f"geometry.points[{j}]", point[0], point[1], image)
-            if len(errors.items) - before >= 5:
-                break  # one broken shape should not drown the others' errors
-        return
-    keys = GEOMETRY_KEYS[shape]
-    extra, missing = set(geometry) - set(keys), [k for k in keys if k not in geometry]
-    if extra:
-        errors.add(i, "geometry", f"unknown keys {', '.join(sorted(map(str, extra)))}; a {shape} has " + (", ".join(keys) or "none"))
-    for key in missing:
-        errors.add(i, f"geometry.{key}", "is required")
-    bad = [k for k in keys if k in geometry and not is_finite_number(geometry[k])]
-    for key in bad:
-        errors.add(i, f"geometry.{key}", f"must be a finite number, not {geometry[key]!r}"[:200])
-    if missing or bad or extra:
-        return
-    if shape == "box":
-        x, y, w, h = (geometry[k] for k in keys)
-        if w <= 0:
-            errors.add(i, "geometry.width", "must be greater than 0")
-        if h <= 0:
-            errors.add(i, "geometry.height", "must be greater than 0")
-        if w > 0 and h > 0:
-            _check_point(errors, i, "geometry", x, y, image)
-            _check_point(errors, i, "geometry", x + w, y + h, image)
-    elif shape == "circle":
-        if geometry["r"] <= 0:
-            errors.add(i, "geometry.r", "must be greater than 0")
-        elif geometry["r"] > max(image.width, image.height):
-            errors.add(i, "geometry.r", f"is larger than the image ({max(image.width, image.height)} px)")
-        _check_point(errors, i, "geometry", geometry["cx"], geometry["cy"], image)
 
 
 def _check_attributes(errors: _Errors, i: int, attributes, label: Label) -> None:
@@ -213,7 +173,8 @@ def validate_annotations(image: Image, annotations, labels: dict[int, Label] | N
         elif shape not in allowed:
             errors.add(i, "shape", f"a {dataset.type.value} dataset allows {', '.join(allowed)}, not {shape}")
         else:
-            _check_geometry(errors, i, shape, item.get("geometry", {}), image)
+            for field, message in geometry_problems(shape, item.get("geometry", {}), image.width, image.height):
+                errors.add(i, field, message)
             if shape == "tag" and label is not None:
                 tags[label.id] += 1
                 if tags[label.id] == 2:
@@ -297,8 +258,9 @@ def _by_label(records) -> Counter:
     return Counter(r["label_id"] if isinstance(r, dict) else r.label_id for r in records)
 
 
-def _new_rows(image: Image, user: User, old, records: list[dict], keep_authors: bool) -> list[Annotation]:
-    """The rows to insert; `old` are the replaced annotations (rows or objects with OLD_FIELDS)."""
+def _new_rows(image: Image, user: User, old, records: list[dict], keep_authors: bool) -> list[dict]:
+    """The annotations to insert, as `annotation_dict()` gives them but for their ids; `old` are
+    the replaced annotations (rows or objects with OLD_FIELDS)."""
     previous = {a.id: a for a in old}
     rows = []
     for r in records:
@@ -306,11 +268,19 @@ def _new_rows(image: Image, user: User, old, records: list[dict], keep_authors: 
         unchanged = before is not None and all(getattr(before, f) == (r[f] if f != "text" else r[f] or None) for f in FIELDS)
         # Authorship follows the person who last changed an annotation, not who last pressed save.
         author = r.get("author_id") if keep_authors else before.author_id if unchanged else user.id
-        rows.append(Annotation(
-            image_id=image.id, label_id=r["label_id"], shape=r["shape"], geometry=r["geometry"], attributes=r["attributes"],
-            text=r["text"], source=r["source"], score=r["score"], author_id=author,
-        ))
+        rows.append({
+            "label_id": r["label_id"], "shape": r["shape"], "geometry": r["geometry"], "attributes": r["attributes"],
+            "text": r["text"], "source": r["source"], "score": r["score"], "author_id": author,
+        })
     return rows
+
+
+def _insert(image: Image, rows: list[dict]) -> list[dict]:
+    """Insert the new annotations (one statement on PostgreSQL); them with their ids, as `annotation_dict()` gives them."""
+    if not rows:
+        return []
+    ids = db.session.execute(_INSERT_ROWS, [{"image_id": image.id, **row} for row in rows]).scalars().all()
+    return [{"id": annotation_id, **row} for annotation_id, row in zip(ids, rows)]
 
 
 def _store(
@@ -334,22 +304,17 @@ def _store(
         raise
     try:
         if records is None:
-            rows = records = old = _rows(image.id)
+            rows = records = old = [annotation_dict(a) for a in _rows(image.id)]
         else:
-            # The DELETE hands back the rows it removed: the authors to keep and the old counts.
-            old = db.session.execute(
-                delete(Annotation).where(Annotation.image_id == image.id).returning(*(getattr(Annotation, f) for f in OLD_FIELDS))
-            ).all()
-            rows = _new_rows(image, user, old, records, keep_authors)
-            db.session.add_all(rows)
+            old = db.session.execute(_DELETE_ROWS, {"image_id": image.id}).all()
+            rows = _insert(image, _new_rows(image, user, old, records, keep_authors))
         if hand_in:
             _mark_assignment(image, user)
         was_unlabeled = image.state == ImageState.unlabeled
         image.state = state
         fold_within = timedelta(seconds=current_app.config["LOUPE_REVISION_FOLD_S"]) if fold else None
         record_revision(image, user.id, action, snapshot_of(rows), fold_within)
-        db.session.flush()  # the new rows' ids, for the answer
-        saved = {"revision": image.revision, "state": state.value, "annotations": [annotation_dict(a) for a in rows]}
+        saved = {"revision": image.revision, "state": state.value, "annotations": rows}
         # Counters last, with nothing but the commit after them: every save of the dataset updates
         # its row, so hold that lock the least time (the bench's saves queue on it).
         _count(image, was_unlabeled, _by_label(old), _by_label(records))
@@ -372,23 +337,19 @@ def _store(
 def _count(image: Image, was_unlabeled: bool, old: Counter, new: Counter) -> None:
     delta = sum(new.values()) - sum(old.values())
     annotated = 1 if was_unlabeled and image.state != ImageState.unlabeled else 0
-    statements = []
-    if delta or annotated:
-        statements.append(update(Dataset).where(Dataset.id == image.dataset_id).values(
-            annotation_count=Dataset.annotation_count + delta, annotated_count=Dataset.annotated_count + annotated
-        ))
     # In id order, so two saves touching the same labels take their row locks in the same order.
-    for label_id in sorted(set(old) | set(new)):
-        d_annotations = new[label_id] - old[label_id]
-        d_images = (new[label_id] > 0) - (old[label_id] > 0)
-        if d_annotations or d_images:
-            statements.append(update(Label).where(Label.id == label_id).values(
-                annotation_count=Label.annotation_count + d_annotations, image_count=Label.image_count + d_images
-            ))
-    # Built first, sent back to back: from the first UPDATE to the commit these rows are locked.
-    # synchronize_session=False: the commit that follows expires the loaded dataset and labels anyway.
-    for statement in statements:
-        db.session.execute(statement.execution_options(synchronize_session=False))
+    labels = [
+        {"label_id": label_id, "annotations_moved": new[label_id] - old[label_id], "images_moved": (new[label_id] > 0) - (old[label_id] > 0)}
+        for label_id in sorted(set(old) | set(new))
+    ]
+    labels = [label for label in labels if label["annotations_moved"] or label["images_moved"]]
+    # Sent back to back (the labels in one go, pipelined on PostgreSQL): from the first UPDATE to
+    # the commit these rows are locked. Nothing is synchronised in the session: the commit that
+    # follows expires the loaded dataset and labels anyway.
+    if delta or annotated:
+        db.session.execute(_COUNT_DATASET, {"dataset_id": image.dataset_id, "annotations_moved": delta, "annotated_moved": annotated})
+    if labels:
+        db.session.execute(_COUNT_LABEL, labels)
 
 
 def _state_after_save(image: Image) -> ImageState:
@@ -414,7 +375,7 @@ def replace_annotations(image: Image, user: User, annotations, based_on_revision
         # first (their labels may be gone), and the claim in _store() re-checks under the row lock.
         if based_on_revision != image.revision:
             _conflict(image, based_on_revision)
-    records = validate_annotations(image, annotations)
+    records = validate_annotations(image, annotations, {label.id: label for label in dataset_labels(image.dataset_id)})
     return _store(image, user, "save", _state_after_save, based_on_revision, records, fold=fold and based_on_revision is not None)
 
 

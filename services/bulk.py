@@ -18,6 +18,7 @@ from models import Annotation, Dataset, Image, Job, User
 from services import grid_labeling
 from services import images as image_service
 from services.images import ImageFilter, filtered_query
+from services.job_kinds import BULK_EDIT
 from services.jobs import start_job
 
 CHUNK = 500  # images per transaction in a job; at most images.MAX_BULK
@@ -84,7 +85,7 @@ def apply_to_filter(dataset: Dataset, user: User, action: str, f: ImageFilter, p
     if action == "classify" and params["mode"] == "toggle":
         params = {**params, "toggle": _toggle(dataset, user, f, params["label_id"], upto)}
     job = start_job(
-        "bulk_edit", "workers.bulk.edit_matching", dataset.id, user.id, action, params, f.args(), upto,
-        queue="datasets", dataset=dataset, user=user, total=total, message=f"Waiting for a worker to change {total:,} images",
+        BULK_EDIT, dataset.id, user.id, action, params, f.args(), upto,
+        dataset=dataset, user=user, total=total, message=f"Waiting for a worker to change {total:,} images",
     )
     return BulkOutcome(total, job=job)

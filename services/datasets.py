@@ -8,7 +8,8 @@ from core.errors import Conflict, Forbidden, Invalid, NotFound, parse_choice
 from core.extensions import db
 from core.permissions import can, forget_roles, sees_all_images, visible_datasets, visible_images
 from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, Role, User
-from services.jobs import active_jobs, start_job
+from services.job_kinds import DELETE_DATASET, REFRESH_COUNTERS
+from services.jobs import start_job
 from services.images import recount_tags
 from services.labels import recount_labels
 
@@ -124,17 +125,14 @@ def update_dataset(dataset: Dataset, **changes) -> Dataset:
 def request_delete(dataset: Dataset, user: User) -> Job:
     """Start the delete job; the dataset shows as deleting until it is gone.
 
-    A live delete job is answered again (one whose worker died is not: a new one starts). While it
-    is active nothing new starts on the dataset (services.jobs.start_job, uploads).
+    A live delete job is answered again (DELETE_DATASET is one per dataset). While it is active
+    nothing new starts on the dataset (services.jobs.start_job, uploads).
     """
-    deleting = active_jobs(dataset, "delete_dataset")
-    if deleting:
-        return deleting[0]
-    return start_job("delete_dataset", "workers.datasets.delete_dataset", dataset.id, queue="datasets", dataset=dataset, user=user, total=dataset.image_count)
+    return start_job(DELETE_DATASET, dataset.id, dataset=dataset, user=user, total=dataset.image_count)
 
 
 def request_refresh_counters(dataset: Dataset, user: User) -> Job:
-    return start_job("refresh_counters", "workers.datasets.refresh_counters", dataset.id, queue="datasets", dataset=dataset, user=user)
+    return start_job(REFRESH_COUNTERS, dataset.id, dataset=dataset, user=user)
 
 
 def parse_role(value) -> Role:

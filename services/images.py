@@ -34,6 +34,7 @@ from models import (
 )
 from models.image import thumbnail_key_for
 from services import imaging
+from services.job_kinds import IMPORT
 from services.jobs import refuse_while_deleting, start_job
 
 PAGE = 100
@@ -178,7 +179,7 @@ def finish_upload(upload: Upload, user: User) -> Job:
     if not total:
         raise Invalid("No files were sent in this upload", details={"field": "files"})
     dataset = db.session.get(Dataset, upload.dataset_id)
-    job = start_job("import", "workers.imports.import_upload", upload.id, queue="imports", dataset=dataset, user=user, total=total)
+    job = start_job(IMPORT, upload.id, dataset=dataset, user=user, total=total)
     upload.job_id = job.id
     db.session.commit()
     return job
@@ -296,10 +297,17 @@ def _first_image_id(dataset: Dataset) -> int:
     return first or 1
 
 
+def kept_count(dataset: Dataset, user: User, f: ImageFilter) -> int | None:
+    """How many images match, when the dataset's counter says (unfiltered, and the user sees every
+    image); None when they must be counted."""
+    return dataset.image_count if not f.active and sees_all_images(user, dataset) else None
+
+
 def count_images(dataset: Dataset, user: User, f: ImageFilter, cap: int | None = None) -> int:
     """How many images match; unfiltered counts come from the dataset's counter."""
-    if not f.active and sees_all_images(user, dataset):
-        return dataset.image_count
+    kept = kept_count(dataset, user, f)
+    if kept is not None:
+        return kept
     inner = filtered_query(dataset, user, f).with_only_columns(Image.id)
     if cap:
         inner = inner.limit(cap)
@@ -389,9 +397,11 @@ def delete_images(dataset: Dataset, image_ids) -> int:
 
 def release_if_unused(key: str) -> None:
     """Remove a stored object, its thumbnail and the canvas's cached preview and regions when unused."""
+    from models import VersionImage  # a released version keeps its files whatever the live dataset does
+
     in_use = db.session.scalar(select(exists().where(Image.storage_key == key))) or db.session.scalar(
         select(exists().where(ImportItem.storage_key == key, ImportItem.status == ImportItemStatus.pending))
-    )
+    ) or db.session.scalar(select(exists().where(VersionImage.storage_key == key)))
     if not in_use:
         storage = get_storage()
         storage.delete(key)

@@ -4,6 +4,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import timedelta
 
 from redis.exceptions import RedisError
 from rq import Worker
@@ -18,27 +19,46 @@ from core.permissions import visible_jobs
 from core.queues import enqueue, get_redis
 from models import Dataset, Job, JobStatus, User
 from models.base import utcnow
+from services.job_kinds import ALLOW, DATASET_STATUSES, DELETE_DATASET, KINDS, ONE_PER_DATASET, READY, JobKind
 
-# What a running job of each kind makes the dataset's status (SPEC: ready, importing, exporting, deleting).
-STATUS_BY_KIND = {"import": "importing", "delete_dataset": "deleting", "refresh_counters": "ready", "export": "exporting"}
+# What a queued or running job of each kind makes the dataset's status (SPEC: ready, importing, exporting, deleting).
+STATUS_BY_KIND = {kind.key: kind.dataset_status for kind in KINDS.values() if kind.dataset_status}
+ACTIVE = (JobStatus.queued, JobStatus.running)
 DATASET_DELETED = "the dataset was deleted"
 INTERRUPTED = "The worker stopped while running this job. Run it again to continue where it stopped."
 # The process running a job refreshes its key every RUNNER_BEAT_S; it lapses RUNNER_TTL_S after a crash.
 RUNNER_BEAT_S, RUNNER_TTL_S = 10, 60
+ENQUEUE_GRACE = timedelta(seconds=30)
 log = logging.getLogger("loupe.jobs")
 
 
-def start_job(kind: str, func: str, *args, queue: str, dataset: Dataset | None, user: User | None, total: int = 0, message: str = "Waiting for a worker") -> Job:
+def start_job(kind: JobKind, *args, dataset: Dataset | None, user: User | None, total: int = 0, message: str = "Waiting for a worker") -> Job:
     """Commit a job row, then enqueue it: a worker never starts before its row exists.
 
-    Nothing new starts on a dataset that is being deleted, except its deletion.
+    A second start is answered with the active job the kind's duplicates rule names, if any (one
+    whose process died does not count: a new one starts); the caller tells them apart by the job's
+    args. Either way the session's pending work is committed. Nothing new starts on a dataset that
+    is being deleted, except its deletion.
     """
-    if dataset is not None and kind != "delete_dataset":
+    args = list(args)
+    answer = None
+    if kind.duplicates != ALLOW:
+        answer = _duplicate(kind, args, active_jobs(dataset, kind.key))
+        if answer is None and dataset is not None:
+            # Checked again under the dataset's lock, held until the new row commits, so two starts
+            # at the same moment give one job. (reconcile() in active_jobs may commit, so the lock
+            # comes after it; a kind without a dataset has no row to lock.)
+            Dataset.lock(dataset.id)
+            answer = _duplicate(kind, args, db.session.scalars(_active(dataset, kind.key)))
+    if answer is not None:
+        db.session.commit()
+        return answer
+    if dataset is not None and kind != DELETE_DATASET:
         refuse_while_deleting(dataset)
     job = Job(
-        id=f"{kind.replace('_', '-')}-{uuid.uuid4().hex[:16]}",
-        kind=kind, dataset_id=dataset.id if dataset else None, user_id=user.id if user else None,
-        total=total, message=message, func=func, queue=queue, args=list(args),
+        id=f"{kind.key.replace('_', '-')}-{uuid.uuid4().hex[:16]}",
+        kind=kind.key, dataset_id=dataset.id if dataset else None, user_id=user.id if user else None,
+        total=total, message=message, func=kind.func, queue=kind.queue, args=args,
     )
     db.session.add(job)
     try:
@@ -144,7 +164,9 @@ def _lost_in_rq(job: Job) -> bool:
     """A row no process has taken yet: lost when RQ no longer holds a live job for it."""
     rq_job = _rq_job(job)
     if rq_job is None:
-        return True
+        # start_job commits the row before it enqueues it: a row this young may simply not be in
+        # RQ yet (a second start checking for duplicates in that moment must not fail it).
+        return utcnow() - job.created_at > ENQUEUE_GRACE
     rq_status = rq_job.get_status(refresh=False)
     return rq_status in ("failed", "stopped", "canceled") or (rq_status == "started" and not _worker_alive(rq_job))
 
@@ -173,17 +195,25 @@ def reconcile(job: Job) -> Job:
     return job
 
 
-def active_jobs(dataset: Dataset, *kinds: str) -> list[Job]:
+def _active(dataset: Dataset | None, *kinds: str):
+    """The dataset's queued or running jobs of these kinds (jobs without a dataset for None), oldest first."""
+    of_dataset = Job.dataset_id.is_(None) if dataset is None else Job.dataset_id == dataset.id
+    return select(Job).where(of_dataset, Job.kind.in_(kinds), Job.status.in_(ACTIVE)).order_by(Job.created_at, Job.id)
+
+
+def _duplicate(kind: JobKind, args: list, active) -> Job | None:
+    """The active job a second start of the kind is answered with, by its duplicates rule."""
+    return next((job for job in active if kind.duplicates == ONE_PER_DATASET or list(job.args) == args), None)
+
+
+def active_jobs(dataset: Dataset | None, *kinds: str) -> list[Job]:
     """The dataset's queued or running jobs of these kinds whose process is alive."""
-    jobs = db.session.scalars(
-        select(Job).where(Job.dataset_id == dataset.id, Job.kind.in_(kinds), Job.status.in_([JobStatus.queued, JobStatus.running]))
-    ).all()
-    return [job for job in jobs if reconcile(job).status.active]
+    return [job for job in db.session.scalars(_active(dataset, *kinds)).all() if reconcile(job).status.active]
 
 
 def refuse_while_deleting(dataset: Dataset) -> None:
     """Conflict while the dataset's delete job is queued or running: nothing may be added to it."""
-    deleting = active_jobs(dataset, "delete_dataset")
+    deleting = active_jobs(dataset, DELETE_DATASET.key)
     if deleting:
         raise Conflict("This dataset is being deleted; nothing can be added to it", details={"job_id": deleting[0].id})
 
@@ -274,13 +304,10 @@ def rerun_job(job: Job) -> Job:
 
 def dataset_status(dataset: Dataset) -> str:
     """ready, importing, exporting or deleting, from the dataset's active jobs."""
-    kinds = db.session.scalars(
-        select(Job.kind).where(Job.dataset_id == dataset.id, Job.status.in_([JobStatus.queued, JobStatus.running]))
-    ).all()
-    for kind in ("delete_dataset", "export", "import"):
-        if kind in kinds:
-            return STATUS_BY_KIND[kind]
-    return "ready"
+    statuses = {STATUS_BY_KIND[kind] for kind in db.session.scalars(
+        select(Job.kind).distinct().where(Job.dataset_id == dataset.id, Job.kind.in_(STATUS_BY_KIND), Job.status.in_(ACTIVE))
+    )}
+    return next((status for status in DATASET_STATUSES if status in statuses), READY)
 
 
 def recent_jobs(user: User, dataset: Dataset | None = None, limit: int = 50) -> list[Job]:

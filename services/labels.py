@@ -10,10 +10,11 @@ from core.extensions import db
 from core.permissions import can, sees_all_images, visible_images
 from models import Annotation, Dataset, Image, Job, JobStatus, Label, User
 from models.dataset import SHAPES_BY_TYPE
+from services.job_kinds import DELETE_LABEL, MERGE_LABELS, REFRESH_LABEL_COUNTERS
 from services.jobs import active_jobs, start_job
 
 MAX_NAME = 200
-LABEL_JOBS = ("delete_label", "merge_labels")  # the jobs that remove labels
+LABEL_JOBS = (DELETE_LABEL.key, MERGE_LABELS.key)  # the jobs that remove labels
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_NAME = 100
 MAX_VALUES = 200
@@ -347,13 +348,6 @@ def copy_message(source: Dataset, result: dict) -> str:
 # ---- jobs ------------------------------------------------------------------------------------
 
 
-def _active_job(dataset: Dataset, kind: str, args: list) -> Job | None:
-    jobs = db.session.scalars(
-        select(Job).where(Job.dataset_id == dataset.id, Job.kind == kind, Job.status.in_([JobStatus.queued, JobStatus.running]))
-    )
-    return next((job for job in jobs if list(job.args) == args), None)
-
-
 def images_with_labels(label_ids: list[int]) -> int:
     """How many images carry an annotation of any of the labels (a label job's total)."""
     if not label_ids:
@@ -363,9 +357,8 @@ def images_with_labels(label_ids: list[int]) -> int:
 
 def request_delete(dataset: Dataset, label: Label, user: User) -> Job:
     """Start the job that deletes the label's annotations (a revision per image), then the label."""
-    args = [dataset.id, label.id]
-    return _active_job(dataset, "delete_label", args) or start_job(
-        "delete_label", "workers.labels.delete_label", *args, queue="datasets", dataset=dataset, user=user,
+    return start_job(
+        DELETE_LABEL, dataset.id, label.id, dataset=dataset, user=user,
         total=images_with_labels([label.id]), message=f"Waiting for a worker to delete {label.name}",
     )
 
@@ -384,18 +377,15 @@ def request_merge(dataset: Dataset, label_ids, name, color, user: User) -> Job:
     merged = {label.id for label in labels} | ({target.id} if target else set())
     if len(merged) < 2:
         raise _invalid("label_ids", "Choose at least two labels to merge (or one and the name of another)")
-    args = [dataset.id, label_ids, name, color]
-    return _active_job(dataset, "merge_labels", args) or start_job(
-        "merge_labels", "workers.labels.merge_labels", *args, queue="datasets", dataset=dataset, user=user,
+    return start_job(
+        MERGE_LABELS, dataset.id, label_ids, name, color, dataset=dataset, user=user,
         total=images_with_labels([i for i in label_ids if not target or i != target.id]), message=f"Waiting for a worker to merge into {name}",
     )
 
 
 def request_refresh_counters(dataset: Dataset, user: User) -> Job:
     """Start the job that recomputes the dataset's counters, its labels' and its tags' included."""
-    return start_job(
-        "refresh_label_counters", "workers.labels.refresh_label_counters", dataset.id, queue="datasets", dataset=dataset, user=user
-    )
+    return start_job(REFRESH_LABEL_COUNTERS, dataset.id, dataset=dataset, user=user)
 
 
 def recount_labels(dataset_id: int) -> None:

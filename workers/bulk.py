@@ -21,13 +21,14 @@ def edit_matching(job_id: str, dataset_id: int, user_id: int, action: str, param
             raise NotFound("The dataset or the person who asked for this change no longer exists")
         f = ImageFilter.from_args(filter_args)
         result = {"last_image_id": 0, "changed": 0, **(run.job.result or {})}
-        done = run.job.done
+        done = run.done
         while ids := matching_ids(dataset, user, f, after=result["last_image_id"], upto=upto, limit=CHUNK):
             changed = apply_chunk(dataset, user, action, ids, params)
             result = {**result, "last_image_id": ids[-1], "changed": result["changed"] + changed}
             done += len(ids)
             run.job.result = result
-            run.progress(done, max(run.job.total, done), f"Went through {done:,} images, changed {result['changed']:,}", force=True)
+            db.session.commit()
+            run.progress(done, max(run.total, done), f"Went through {done:,} images, changed {result['changed']:,}", force=True)
         run.job.result = result
         run.job.message = f"Changed {result['changed']:,} of {done:,} images"
         return result

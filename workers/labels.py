@@ -70,7 +70,7 @@ def merge_labels(job_id: str, dataset_id: int, label_ids: list[int], name: str, 
         ))
         target = _target(dataset_id, name, color, sources)
         source_ids = [label.id for label in sources if label.id != target.id]
-        done = run.job.done  # a re-run continues the count of the run that stopped
+        done = run.done  # a re-run continues the count of the run that stopped
         run.progress(done, done + images_with_labels(source_ids), f"Merging into {target.name}", force=True)
         removed = 0
         while image_ids := _next_images(source_ids):
@@ -93,8 +93,9 @@ def merge_labels(job_id: str, dataset_id: int, label_ids: list[int], name: str, 
                 db.session.execute(delete(Annotation).where(Annotation.id.in_(duplicates)).execution_options(synchronize_session=False))
                 removed += len(duplicates)
             _record(images, run.job.user_id, "merge_labels")
+            db.session.commit()
             done += len(image_ids)
-            run.progress(done, max(run.job.total, done), f"Merged the annotations of {done} images", force=True)
+            run.progress(done, max(run.total, done), f"Merged the annotations of {done} images", force=True)
         Dataset.lock(dataset_id)  # a reorder that checked for this job waits for it, or it for the reorder
         for label in db.session.scalars(select(Label).where(Label.id.in_(source_ids))):
             db.session.delete(label)
@@ -112,10 +113,10 @@ def delete_label(job_id: str, dataset_id: int, label_id: int) -> dict:
         label = db.session.get(Label, label_id)
         if label is None or label.dataset_id != dataset_id:
             run.job.message = "The label was already deleted"
-            run.job.result = {"deleted_label_id": label_id, "images": run.job.done}
+            run.job.result = {"deleted_label_id": label_id, "images": run.done}
             return run.job.result
         name = label.name
-        done = run.job.done
+        done = run.done
         run.progress(done, done + images_with_labels([label_id]), f"Deleting the annotations of {name}", force=True)
         while image_ids := _next_images([label_id]):
             images = _claim(image_ids)
@@ -124,8 +125,9 @@ def delete_label(job_id: str, dataset_id: int, label_id: int) -> dict:
                 .execution_options(synchronize_session=False)
             )
             _record(images, run.job.user_id, "delete_label")
+            db.session.commit()
             done += len(image_ids)
-            run.progress(done, max(run.job.total, done), f"Deleted the annotations of {done} images", force=True)
+            run.progress(done, max(run.total, done), f"Deleted the annotations of {done} images", force=True)
         Dataset.lock(dataset_id)  # a reorder that checked for this job waits for it, or it for the reorder
         db.session.delete(db.session.get(Label, label_id))
         recount(dataset_id)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from flask import current_app, has_app_context
 from redis.exceptions import RedisError
-from sqlalchemy import update
+from sqlalchemy import event, inspect, select, update
 
 from core.errors import LoupeError
 from core.extensions import db
@@ -48,25 +48,112 @@ def app_context():
 
 
 class JobRun:
-    """The running job's handle: progress() and the row's result and message, written to the job row."""
+    """The running job's handle: progress() and cancel, and the row's result and message (job).
+
+    Progress goes to the job row through short transactions of its own, never the body's: the body
+    decides its own commits. The row shows committed work only: progress noted while the body holds
+    uncommitted writes waits for the body's next commit (and is taken back if that work rolls back),
+    so the separate write never waits on the body's own locks either (SQLite's one write lock, a
+    PostgreSQL lock on the job row) and the row never runs ahead of what is stored.
+    """
 
     def __init__(self, job: Job):
         self.job = job
+        self.done, self.total, self.message = job.done, job.total, job.message
+        self._committed = self._stored = self._values()  # of work committed; on the row
+        self._write_at_commit = False  # a forced progress() waits for the body's commit
         self._last_write = 0.0
+        self._cancel_requested = False
 
     def progress(self, done: int, total: int | None = None, message: str | None = None, force: bool = False) -> None:
-        """Record progress and commit pending work, at most twice a second; stop if cancelled."""
-        self.job.done = done
+        """Note progress; write it at most twice a second (force: at once, or at the body's next
+        commit), and stop if the job was cancelled. Cheap when not due: a body may call it per item."""
+        self.done = done
         if total is not None:
-            self.job.total = total
+            self.total = total
         if message is not None:
-            self.job.message = message
-        now = time.monotonic()
-        if force or now - self._last_write >= PROGRESS_EVERY_S:
-            self._last_write = now
-            db.session.commit()
-            if self.job.cancel_requested:  # reloaded from the database by the commit
-                raise Cancelled()
+            self.message = message
+        if not (force or self._due()):
+            return
+        if _holds_writes():
+            self._write_at_commit = self._write_at_commit or force
+            self._read_cancel()
+        else:
+            self._committed = self._values()
+            self._write()
+        if self._cancel_requested:
+            raise Cancelled()
+
+    def _values(self) -> dict:
+        return {"done": self.done, "total": self.total, "message": self.message}
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._last_write >= PROGRESS_EVERY_S
+
+    def _write(self) -> None:
+        """Write the committed progress if the row lacks it, and read the cancel flag, in a short
+        transaction of its own."""
+        with db.engine.begin() as connection:
+            if self._committed == self._stored:
+                cancel = connection.scalar(select(Job.cancel_requested).where(Job.id == self.job.id))
+            else:
+                cancel = connection.scalar(
+                    update(Job).where(Job.id == self.job.id).values(**self._committed).returning(Job.cancel_requested)
+                )
+        self._cancel_requested, self._stored = bool(cancel), self._committed
+        self._write_at_commit, self._last_write = False, time.monotonic()
+
+    def _read_cancel(self) -> None:
+        with db.engine.connect() as connection:
+            self._cancel_requested = bool(connection.scalar(select(Job.cancel_requested).where(Job.id == self.job.id)))
+        self._last_write = time.monotonic()
+
+    def _after_commit(self, _session) -> None:
+        self._committed = self._values()  # whatever was noted so far, its work is stored now
+        if self._committed != self._stored and (self._write_at_commit or self._due()):
+            self._write()
+
+    def _after_rollback(self, _session) -> None:
+        # What was noted since the last commit described work that is gone.
+        self.done, self.total, self.message = (self._committed[key] for key in ("done", "total", "message"))
+        self._write_at_commit = False
+
+    @contextmanager
+    def following_commits(self):
+        """Write the progress waiting for a commit of the body's once it is made; take it back on a rollback."""
+        session = db.session()
+        event.listen(session, "after_commit", self._after_commit)
+        event.listen(session, "after_rollback", self._after_rollback)
+        try:
+            yield
+        finally:
+            event.remove(session, "after_commit", self._after_commit)
+            event.remove(session, "after_rollback", self._after_rollback)
+
+    def settle(self) -> None:
+        """Put the progress the row lacks on the job, for the row's last commit (after a rollback:
+        that of the work committed). A message the body set on the job itself wins."""
+        values = self._values()
+        if inspect(self.job).attrs.message.history.has_changes():
+            del values["message"]
+        for key, value in values.items():
+            if value != self._stored[key]:
+                setattr(self.job, key, value)
+        self._committed = self._stored = self._values()
+
+
+def _holds_writes() -> bool:
+    """Whether the body's transaction has written anything (or has ORM changes not yet flushed)."""
+    session = db.session()
+    if session.new or session.deleted or session.dirty:
+        return True
+    if not session.in_transaction():
+        return False
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # The driver opens its transaction at the first write (see app._sqlite_pragmas).
+        return connection.connection.dbapi_connection.in_transaction
+    return connection.exec_driver_sql("SELECT txid_current_if_assigned()").scalar() is not None
 
 
 @contextmanager
@@ -131,11 +218,12 @@ def job_run(job_id: str):
         raise NotRunnable(f"job {job_id} is {job.status.value}, not queued: not run")
     dataset_id = job.dataset_id  # the row loses it (SET NULL) if the dataset is deleted meanwhile
     run = JobRun(job)
-    with _heartbeat(job_id, runner):
+    with _heartbeat(job_id, runner), run.following_commits():
         try:
             yield run
         except Exception as exc:
             db.session.rollback()
+            run.settle()
             # A job whose dataset was deleted under it (asked to stop, or failing on rows that are
             # gone) was cancelled by that deletion, whatever it stopped on.
             deleted = dataset_id is not None and db.session.get(Dataset, dataset_id) is None
@@ -149,6 +237,7 @@ def job_run(job_id: str):
                 db.session.commit()
                 raise
         else:
+            run.settle()
             job.status = JobStatus.finished
         job.finished_at = utcnow()
         db.session.commit()

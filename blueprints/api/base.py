@@ -86,10 +86,18 @@ def error_statuses(path: str, view, doc: dict) -> list[int]:
     if "json" in bodies:
         statuses.append(415)
     if 202 in doc.get("response", {}).get("responses", {}):
-        # services.jobs.start_job: nothing new starts on a dataset being deleted (409); a job saved
-        # while the queue is unreachable (503) can be re-run.
-        statuses += [409, 503]
+        # services.jobs.start_job: nothing new starts on a dataset being deleted (409), except the
+        # deletion itself, which answers the active one; a job saved while the queue is unreachable
+        # (503) can be re-run.
+        statuses += [503] if getattr(view, "starts_deletion", False) else [409, 503]
     return statuses
+
+
+def starts_deletion(view):
+    """Mark the route that deletes a dataset: its job starts (or answers the active deletion) while
+    the dataset is being deleted, so unlike every other job route it has no 409 to document."""
+    view.starts_deletion = True
+    return view
 
 
 class Extended:

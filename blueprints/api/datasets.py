@@ -3,7 +3,7 @@
 from flask import url_for
 from flask_login import current_user
 
-from blueprints.api.base import Blueprint, Extended
+from blueprints.api.base import Blueprint, Extended, starts_deletion
 from blueprints.api.labels import as_seen
 from blueprints.api.schemas import (
     DatasetCreateArgs, DatasetListArgs, DatasetPageSchema, DatasetSchema, DatasetUpdateArgs, JobSchema,
@@ -78,8 +78,9 @@ def update(changes, dataset):
 @bp.delete("/<int:dataset_id>")
 @requires("dataset:manage")
 @bp.response(202, JobSchema)
+@starts_deletion
 def delete(dataset):
-    """Delete a dataset and its images in a job (owner or admin)."""
+    """Delete a dataset and its images in a job (owner or admin); asked again meanwhile, the same job."""
     return service.request_delete(dataset, current_user)
 
 

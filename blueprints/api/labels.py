@@ -1,13 +1,15 @@
-"""Labels of a dataset: list, create, update, reorder, copy; delete and merge are jobs."""
+"""Labels of a dataset: list, create, update, reorder, copy, crops; delete and merge are jobs."""
 
+from flask import current_app
 from flask_login import current_user
 
 from blueprints.api.base import Blueprint, Extended
 from blueprints.api.schemas import (
-    JobSchema, LabelCopyArgs, LabelCopySchema, LabelCreateArgs, LabelMergeArgs, LabelOrderArgs, LabelSchema,
+    CropListArgs, CropPageSchema, JobSchema, LabelCopyArgs, LabelCopySchema, LabelCreateArgs, LabelMergeArgs, LabelOrderArgs, LabelSchema,
     LabelUpdateArgs,
 )
 from core.permissions import requires
+from services import crops as crop_service
 from services import labels as service
 
 bp = Blueprint(
@@ -95,3 +97,16 @@ def copy(args, dataset):
 def refresh_counters(dataset):
     """Recompute every label's image and annotation counters (and the dataset's), in a job."""
     return service.request_refresh_counters(dataset, current_user)
+
+
+@bp.get("/<int:label_id>/crops")
+@requires("dataset:export")
+@bp.arguments(CropListArgs, location="query")
+@bp.response(200, CropPageSchema)
+def crops(args, dataset, label_id: int):
+    """One page of WebP crops of the label's boxes, polygons and circles (their bounding boxes), as
+    data URIs in annotation order; an export of image pixels, so manager or above."""
+    label = service.get_label(dataset, label_id)
+    max_pixels = current_app.config["LOUPE_MAX_IMAGE_PIXELS"]
+    items, next_cursor = crop_service.crop_page(label, args["cursor"], args["limit"], max_pixels)
+    return {"items": items, "total": crop_service.count_crops(label), "next_cursor": next_cursor}

@@ -8,10 +8,12 @@ from datetime import timezone
 
 from flask import url_for
 from flask_smorest.fields import Upload
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from core.errors import INT32_MAX, INT64_MAX, INT64_MIN
 from models import SHAPES, DatasetType, ImageState, JobStatus, Role, Split
+from services.crops import PAGE_DEFAULT as CROP_PAGE_DEFAULT
+from services.crops import PAGE_MAX as CROP_PAGE_MAX
 from services.datasets import MAX_DESCRIPTION, SORTS
 from services.datasets import MAX_NAME as DATASET_NAME
 from services.images import MAX_BULK, MAX_TAG_NAME, MAX_TAGS_PER_IMAGE, PAGE
@@ -165,6 +167,26 @@ class LabelCopySchema(Schema):
     labels = fields.List(fields.Nested(LabelSchema), metadata={"description": "This dataset's labels afterwards"})
 
 
+class CropSchema(Schema):
+    id = fields.Integer(metadata={"description": "The annotation's id"})
+    image_id = fields.Integer()
+    crop_uri = fields.String(allow_none=True, metadata={
+        "description": "The crop as data:image/webp;base64,...; null when the stored image is missing or cannot be decoded",
+    })
+    index = fields.Integer(metadata={"description": "The crop's place among its image's crops of the label, from 0 (as the crops ZIP names it)"})
+
+
+class CropPageSchema(Schema):
+    items = fields.List(fields.Nested(CropSchema))
+    total = fields.Integer(metadata={"description": "The label's boxes, polygons and circles"})
+    next_cursor = fields.Integer(allow_none=True, metadata={"description": "Pass as cursor for the next page; null on the last"})
+
+
+class CropListArgs(Schema):
+    limit = fields.Integer(load_default=CROP_PAGE_DEFAULT, validate=validate.Range(1, CROP_PAGE_MAX))
+    cursor = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"description": "The next_cursor of the previous page"})
+
+
 class DatasetSchema(Schema):
     id = fields.Integer()
     name = fields.String()
@@ -238,6 +260,14 @@ class MemberArgs(Schema):
 
 # ---- jobs ----------------------------------------------------------------------------------
 
+# Job rows written by older versions keep the failure's traceback (server paths, source lines) in
+# their result: it belongs in the worker's log, never in an answer.
+PRIVATE_RESULT_KEYS = frozenset({"traceback"})
+
+
+def public_result(job) -> dict:
+    return {key: value for key, value in (job.result or {}).items() if key not in PRIVATE_RESULT_KEYS}
+
 
 class JobSchema(Schema):
     id = fields.String()
@@ -250,7 +280,7 @@ class JobSchema(Schema):
     message = fields.String()
     errors = fields.List(fields.Dict(), metadata={"description": "The first problems: {item, reason}"})
     error_count = fields.Integer()
-    result = fields.Dict()
+    result = fields.Function(public_result, metadata={"type": "object", "description": "What the job did (counts, ids)"})
     created_at = Timestamp()
     started_at = Timestamp(allow_none=True)
     finished_at = Timestamp(allow_none=True)

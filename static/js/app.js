@@ -243,7 +243,7 @@
     body.set("action", button.dataset.bulk);
     const ids = actionScope(grid, body);
     queue(async () => {
-      const doc = await send(grid, grid.dataset.bulkUrl, body);
+      const doc = await send(grid, button.dataset.bulkUrl || grid.dataset.bulkUrl, body); // Auto-split has its own route
       if (!doc) return;
       adoptById([...doc.body.children]);
       // "All matching" meant the filter at the time of the action; what is shown stays selected.

@@ -72,3 +72,16 @@ def test_members_and_tokens(client, world, headers):
     assert client.delete(f"/api/v1/tokens/{created.get_json()['id']}", headers=headers).status_code == 204
     assert client.get("/api/v1/me", headers={"Authorization": f"Token {secret}"}).status_code == 401
     assert client.post("/api/v1/tokens", json={"name": "  "}, headers=headers).status_code == 422
+
+
+def test_deleting_again_answers_the_active_deletion_and_the_document_promises_no_conflict(client, world, headers):
+    url = f"/api/v1/datasets/{world.dataset.id}"
+    first = client.delete(url, headers=headers)
+    again = client.delete(url, headers=headers)
+    assert first.status_code == again.status_code == 202 and again.get_json()["id"] == first.get_json()["id"]
+    responses = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/datasets/{dataset_id}"]["delete"]["responses"]
+    assert "409" not in responses and {"202", "503"} <= set(responses)
+    # Every other job route can meet a deletion: nothing new starts on a dataset being deleted.
+    refresh = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/datasets/{dataset_id}/refresh-counters"]["post"]
+    assert "409" in refresh["responses"]
+    assert client.post(f"{url}/refresh-counters", headers=headers).status_code == 409

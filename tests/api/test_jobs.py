@@ -4,7 +4,6 @@ import logging
 import re
 
 import pytest
-from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
 from sqlalchemy import update
 
@@ -14,7 +13,7 @@ from models import Dataset, Job, JobStatus
 from services import jobs as jobs_service
 from tests.factories import make_dataset, make_user, token_for
 from tests.support import sign_in
-from tests.workers.helpers import FAILURES, upload_files
+from tests.workers.helpers import FAILING, FAILURES, lose_in_rq, upload_files
 from tests.api.support import jpegs
 from tests.conftest import BurstWorker
 
@@ -47,7 +46,7 @@ def _retry(client, job_id: str, user):
 
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_a_failed_job_shows_a_message_never_a_traceback_or_server_paths(client, owner, dataset, run_jobs, caplog, failure):
-    job = jobs_service.start_job("check", "tests.workers.helpers.failing_job", failure, queue="datasets", dataset=dataset, user=owner)
+    job = jobs_service.start_job(FAILING, failure, dataset=dataset, user=owner)
     with caplog.at_level(logging.ERROR, logger="loupe.jobs"):
         run_jobs()
 
@@ -68,8 +67,31 @@ def test_a_failed_job_shows_a_message_never_a_traceback_or_server_paths(client, 
     assert "Traceback" in caplog.text and job.id in caplog.text
 
 
+def test_a_traceback_an_older_version_kept_in_a_job_s_result_is_never_shown(client, owner, dataset):
+    trace = 'Traceback (most recent call last):\n  File "/srv/loupe/workers/imports.py", line 48, in import_upload\nKeyError: 3'
+    job = Job(
+        id="import-from-an-older-version", kind="import", dataset_id=dataset.id, user_id=owner.id, status=JobStatus.failed,
+        message="The import failed; the worker's log has the details. Run it again to continue.", func="workers.imports.import_upload",
+        queue="imports", args=[], result={"imported": 3, "traceback": trace},
+    )
+    db.session.add(job)
+    db.session.commit()
+    sign_in(client, owner)
+    body = client.get(f"/api/v1/jobs/{job.id}", headers=token_for(owner))
+    assert body.status_code == 200 and body.get_json()["result"] == {"imported": 3}
+    shown = {
+        "api": body.get_data(as_text=True),
+        "page": client.get(f"/jobs/{job.id}").get_data(as_text=True),
+        "partial": client.get(f"/jobs/{job.id}", headers=HX).get_data(as_text=True),
+        "list": client.get("/jobs/").get_data(as_text=True),
+    }
+    for where, text in shown.items():
+        assert job.id in text and not LEAKS.search(text), (where, text[:2000])
+    assert db.session.get(Job, job.id).result["traceback"] == trace  # the row is left as it was
+
+
 def test_a_job_that_fails_on_a_domain_error_shows_that_error_s_message(client, owner, dataset, run_jobs):
-    job = jobs_service.start_job("check", "tests.workers.helpers.failing_job", "domain", queue="datasets", dataset=dataset, user=owner)
+    job = jobs_service.start_job(FAILING, "domain", dataset=dataset, user=owner)
     run_jobs()
     body = client.get(f"/api/v1/jobs/{job.id}", headers=token_for(owner)).get_json()
     assert body["status"] == "failed" and body["message"] == "The manifest's third line has no URL"
@@ -79,7 +101,7 @@ def test_a_job_that_fails_on_a_domain_error_shows_that_error_s_message(client, o
 
 
 def _interrupted(client, job, owner):
-    RQJob.fetch(job.id, connection=get_redis()).delete()  # its worker died and Redis lost it
+    lose_in_rq(job.id)  # its worker died and Redis lost it
 
 
 def _cancelled(client, job, owner):

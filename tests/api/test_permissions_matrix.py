@@ -104,6 +104,31 @@ def public_dataset(w) -> int:
     return make_dataset(w.owner, name="Public source", public=True).id
 
 
+def an_export(w) -> int:
+    """A finished export of the world's dataset, its file in storage, for the export rows."""
+    from core.storage import get_storage
+    from models import Export
+
+    export = Export(dataset_id=w.dataset.id, format="json", options={"format": "json"}, created_by_id=w.owner.id, file_name="cats.json")
+    db.session.add(export)
+    db.session.flush()
+    export.storage_key = f"exports/{export.id}/cats.json"
+    get_storage().put_bytes(export.storage_key, b'{"images": []}')
+    db.session.commit()
+    return export.id
+
+
+def a_version(w) -> int:
+    """A released (complete) version of the world's dataset, for the version rows."""
+    from models import Version
+
+    number = (db.session.scalar(db.select(db.func.max(Version.number)).where(Version.dataset_id == w.dataset.id)) or 0) + 1
+    version = Version(dataset_id=w.dataset.id, number=number, labels=[], stats={}, complete=True, created_by_id=w.owner.id)
+    db.session.add(version)
+    db.session.commit()
+    return version.id
+
+
 @dataclass
 class Row:
     endpoint: str
@@ -160,6 +185,20 @@ ROWS = [
     Row("api-labels.reorder", "POST", "/api/v1/datasets/{ds}/labels/reorder", managers(200), lambda w, u: {"json": {"label_ids": every_label(w)}}),
     Row("api-labels.copy", "POST", "/api/v1/datasets/{ds}/labels/copy", managers(200), lambda w, u: {"json": {"from_dataset_id": public_dataset(w)}}),
     Row("api-labels.refresh_counters", "POST", "/api/v1/datasets/{ds}/labels/refresh-counters", managers(202)),
+    Row("api-labels.crops", "GET", "/api/v1/datasets/{ds}/labels/{lbl}/crops", managers(200)),  # an export of pixels
+    # Exports: release versions, export, download (SPEC section 4): managers and up.
+    Row("api-exports.create", "POST", "/api/v1/datasets/{ds}/exports", managers(202), lambda w, u: {"json": {"format": "json"}}),
+    Row("api-exports.index", "GET", "/api/v1/datasets/{ds}/exports", managers(200)),
+    Row("api-exports.csv_shortcut", "GET", "/api/v1/datasets/{ds}/csv?test=20&validation=10", managers(202)),
+    Row("api-exports.show", "GET", "/api/v1/exports/{export}", managers(200)),
+    Row("api-exports.download", "GET", "/api/v1/exports/{export}/download", managers(200)),
+    Row("api-versions.index", "GET", "/api/v1/datasets/{ds}/versions", managers(200)),
+    Row("api-versions.release", "POST", "/api/v1/datasets/{ds}/versions", managers(202), lambda w, u: {"json": {"note": "v"}}),
+    Row("api-versions.show", "GET", "/api/v1/datasets/{ds}/versions/{ver}", managers(200)),
+    Row("api-versions.compare", "GET", "/api/v1/datasets/{ds}/versions/compare?a={ver}&b={ver}", managers(200)),
+    # Set splits (SPEC section 4): managers and up.
+    Row("api-splits.split", "POST", "/api/v1/datasets/{ds}/split", managers(202),
+        lambda w, u: {"json": {"train": 80, "validation": 10, "test": 10, "seed": 1}}),
     Row("api-jobs.show", "GET", "/api/v1/jobs/{job}", not_for_labelers(viewers(200))),
     Row("api-jobs.cancel", "POST", "/api/v1/jobs/{job}/cancel", not_for_labelers(managers(200))),
     Row("api-jobs.retry", "POST", "/api/v1/jobs/{job}/retry", not_for_labelers(managers(202)), lambda w, u: failed(w)),
@@ -171,7 +210,11 @@ CASES = [pytest.param(row, role, id=f"{row.method} {row.path} as {role}") for ro
 def _path(row: Row, w, token_id: int) -> str:
     lbl = a_label(w) if "{lbl}" in row.path else None  # a label only for the rows that name one
     member = a_member(w) if "{member}" in row.path else None
-    return row.path.format(ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id, lbl=lbl, member=member)
+    export = an_export(w) if "{export}" in row.path else None
+    ver = a_version(w) if "{ver}" in row.path else None
+    return row.path.format(
+        ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id, lbl=lbl, member=member, export=export, ver=ver,
+    )
 
 
 @pytest.mark.parametrize("row, role", CASES)

@@ -24,8 +24,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.extensions import db
-from models import DatasetMember, Image, Role
+from models import DatasetMember, Image, Role, Version
 from services import annotations as annotation_service
+from services import exports as export_service
 from services import images as image_service
 from services import labels as label_service
 from services.accounts import create_token
@@ -60,6 +61,10 @@ BEYOND_THE_SCHEMA = {
     "POST /api/v1/datasets/{dataset_id}/labels/reorder": "label_ids must list every label of the dataset once",
     "POST /api/v1/datasets/{dataset_id}/labels/copy": "from_dataset_id must be another dataset",
     "PUT /api/v1/datasets/{dataset_id}/images/{image_id}/annotations": "labels of this dataset, shapes inside the image",
+    "POST /api/v1/datasets/{dataset_id}/split": "the percentages must add up to 100; image_ids must be images of this dataset",
+    "GET /api/v1/datasets/{dataset_id}/versions/compare": "a and b must be versions of this dataset",
+    "POST /api/v1/datasets/{dataset_id}/exports": "the format must take the options sent; labels, images and version of this dataset",
+    "GET /api/v1/datasets/{dataset_id}/csv": "test + validation <= 100; the tag map from:to,from:to",
 }
 
 CHECKS = [
@@ -103,7 +108,12 @@ def fuzz_world(app_ctx, run_jobs) -> FuzzWorld:
     box = {"label_id": cat.id, "shape": "box", "geometry": {"x": 1, "y": 2, "width": 10, "height": 8}}
     annotation_service.replace_annotations(images[0], admin, [box], 0)
     image_service.update_image(images[0], tags=["sunny", "outdoor"], folder="line-3/2024")
+    export = export_service.create_export(dataset, admin, {"format": "json"})
+    run_jobs()  # a ready export to get and download
     job = request_refresh_counters(dataset, admin)
+    version = Version(dataset_id=dataset.id, number=1, labels=[], stats={}, complete=True, created_by_id=admin.id)
+    db.session.add(version)
+    db.session.commit()
     _, secret = create_token(admin, "fuzzer")
     spare, _ = create_token(admin, "spare")
     return FuzzWorld(
@@ -111,6 +121,7 @@ def fuzz_world(app_ctx, run_jobs) -> FuzzWorld:
         ids={
             "dataset_id": dataset.id, "image_id": images[0].id, "label_id": cat.id, "job_id": job.id, "token_id": spare.id,
             "member_id": labeler.id, "tag": "sunny", "external_id": "ext-1", "number": 1,
+            "version_id": version.id, "export_id": export.id,
         },
     )
 

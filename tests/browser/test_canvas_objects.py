@@ -242,3 +242,59 @@ def test_an_anomaly_dataset_without_defect_labels_says_so_instead_of_drawing_a_n
     assert page.locator("#lb-draft *").count() == 0
     assert server_annotations(image_id) == []
     assert errors == []
+
+
+def test_undo_and_redo_never_change_a_locked_shape_and_locks_outlive_saves(page):
+    user = make_user()
+    dataset = make_dataset(user, name="Street", type="detection")
+    (image_id,) = add_images(dataset, 1)
+    add_label(dataset, "car", "1", "box", "#e03131", 0)
+    errors = open_canvas(page, user, dataset, image_id)
+    geometries = lambda: page.evaluate("() => window.loupeLabeling.annotations.map((a) => a.geometry)")  # noqa: E731
+    locked = lambda: page.evaluate("() => window.loupeLabeling.locked")  # noqa: E731
+    drawn = {"x": 60, "y": 150, "width": 120, "height": 65}
+    moved = {**drawn, "x": 140, "y": 220}
+
+    # Drawn, moved, locked: undoing the move would move a locked shape, so neither Ctrl+Z nor the
+    # Undo button does anything but say why.
+    drag(page, (60, 150), (180, 215))
+    drag(page, (120, 180), (200, 250))
+    revision = wait_all_saved(page)
+    assert geometries() == [pytest.approx(moved, abs=1.0)]
+    page.get_by_role("button", name="Lock car 1", exact=True).click()
+    page.keyboard.press("Control+z")
+    assert page.locator("#toast").inner_text().startswith("This step would change a locked shape")
+    page.locator("#lb-tools button", has_text="Undo").click()
+    assert geometries() == [pytest.approx(moved, abs=1.0)] and locked() == [0]
+    assert page.evaluate("() => window.loupeLabeling.saving.changeSeq === window.loupeLabeling.saving.savedSeq")
+
+    # A second shape, hidden: saving it keeps both the lock and the hiding; undo may take the
+    # second shape away (it is not locked) and redo bring it back, still hidden.
+    page.keyboard.press("Escape")
+    drag(page, (250, 30), (330, 110))
+    wait_all_saved(page)
+    page.get_by_role("button", name="Hide car 2", exact=True).click()
+    assert locked() == [0] and page.evaluate("() => window.loupeLabeling.hidden") == [1]
+    page.keyboard.press("Control+z")
+    wait_all_saved(page)
+    assert [a["geometry"] for a in server_annotations(image_id)] == [pytest.approx(moved, abs=1.0)]
+    page.keyboard.press("Control+z")
+    assert geometries() == [pytest.approx(moved, abs=1.0)]
+    page.keyboard.press("Control+Shift+z")
+    wait_all_saved(page)
+    assert len(server_annotations(image_id)) == 2
+    assert locked() == [0] and page.evaluate("() => window.loupeLabeling.hidden") == [1]
+
+    # Unlocked, the steps refused before go through: the second shape goes, then the move.
+    page.get_by_role("button", name="Unlock car 1", exact=True).click()
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    wait_all_saved(page)
+    assert [a["geometry"] for a in server_annotations(image_id)] == [pytest.approx(drawn, abs=1.0)]
+
+    # Locked again and submitted, the editor reloads the server's copy: the same shape, still locked.
+    page.get_by_role("button", name="Lock car 1", exact=True).click()
+    page.locator("#lb-submit").click()
+    page.wait_for_function("() => document.getElementById('save-status').textContent === 'Submitted'")
+    assert locked() == [0] and page.evaluate("() => window.loupeLabeling.revision") > revision
+    assert errors == []

@@ -8,6 +8,7 @@ from core.errors import Conflict, Invalid
 from core.extensions import db
 from models import Annotation, AnnotationRevision, Image, Label
 from services import annotations as service
+from services.shapes import MAX_POINTS
 from tests.factories import make_dataset, make_user
 from tests.support import insert_images
 
@@ -112,7 +113,7 @@ def test_point_shapes_need_enough_points(det, shape, count):
 
 def test_point_shapes_are_bounded(det):
     _, _, image, car, _ = det
-    points = [[1, 1]] * (service.MAX_POINTS + 1)
+    points = [[1, 1]] * (MAX_POINTS + 1)
     assert_error(image, [{"label_id": car.id, "shape": "polyline", "geometry": {"points": points}}], 0, "geometry.points")
 
 

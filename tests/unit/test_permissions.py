@@ -11,7 +11,7 @@ from core.permissions import (
     visible_datasets,
     visible_images,
 )
-from models import Dataset, Image, Job, JobStatus
+from models import Dataset, Export, Image, Job, JobStatus
 from tests.factories import assign, make_dataset, make_user
 from tests.support import actor, insert_images, member
 
@@ -33,6 +33,7 @@ TABLE = {
     "image:annotate":  (True,  True,  True,   True,    False,  False),
     "job:view":        (True,  True,  True,   True,    False,  False),  # a labeler: only jobs they started
     "job:cancel":      (True,  True,  True,   False,   False,  False),
+    "export:view":     (True,  True,  True,   False,   False,  False),
     "users:manage":    (True,  False, False,  False,   False,  False),
 }
 
@@ -49,7 +50,8 @@ def setting(app_ctx):
 
 
 def target_of(scope: str, dataset: Dataset, image: Image, job: Job):
-    return {"dataset": dataset, "image": image, "job": job, "users": None}[scope.split(":")[0]]
+    export = Export(dataset_id=dataset.id, format="json")  # whose dataset is all the rule reads
+    return {"dataset": dataset, "image": image, "job": job, "export": export, "users": None}[scope.split(":")[0]]
 
 
 def test_the_table_covers_every_scope():

@@ -55,8 +55,18 @@ def test_delete_prefix_refuses_anything_but_a_folder_inside_a_namespace(storage,
 
 @pytest.mark.parametrize("key", [
     "regions/../x", f"regions/{SHA_A}/..", f"regions/{SHA_A}//x", "/x", "regions/", "not-a-sha",
-    f"objects/{SHA_A[:2]}/{SHA_A}", f"tmp/{SHA_A}", f"exports/{SHA_A}.zip",
+    f"objects/{SHA_A[:2]}/{SHA_A}", f"tmp/{SHA_A}", f"exports/{SHA_A}/../x.zip", f"uploads/{SHA_A}.zip",
 ])
 def test_keys_cannot_escape_or_be_empty(storage, key):
     with pytest.raises(ValueError):
         storage.put_bytes(key, b"x")
+
+
+def test_put_file_moves_a_finished_file_under_its_key(storage, tmp_path):
+    finished = tmp_path / "export.part"
+    finished.write_bytes(b"all of it")
+    assert storage.put_file("exports/7/cats.json", finished) == 9
+    assert storage.read("exports/7/cats.json") == b"all of it"
+    assert not finished.exists()
+    storage.delete_prefix("exports/7/")
+    assert not storage.exists("exports/7/cats.json")

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from waitress import wasyncore
 
 from core import http as loupe_http
 from tests.conftest import ROOT, free_port, make_app, worker_env
@@ -26,18 +27,32 @@ def world(app_ctx):
     return make_dataset(user), token_for(user)
 
 
+def _serve_until(server, stop: threading.Event) -> None:
+    """server.run() until `stop` is set, then close the server's sockets in this same thread.
+
+    Closed from another thread, they are still in the loop's select(), which fails with EBADF and
+    kills the thread (waitress issue #468); and the connections the test left open would keep the
+    loop running past the teardown.
+    """
+    while not stop.is_set():
+        wasyncore.loop(timeout=0.05, map=server._map, count=1)
+    wasyncore.close_all(server._map)  # the listening socket, the trigger and every connection
+
+
 @pytest.fixture
 def waitress_port(app_ctx, backend):
     """The launcher's server (core.http.create_server, as core/launcher.py serves) on a free port."""
     app = make_app(backend, MAX_CONTENT_LENGTH=LIMIT_MB * 1024 * 1024, TESTING=False, WTF_CSRF_ENABLED=True, REDIS_URL=app_ctx.config["REDIS_URL"])
     port = free_port()
     server = loupe_http.create_server(app, host="127.0.0.1", port=port, threads=2, max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
-    thread = threading.Thread(target=server.run, daemon=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=_serve_until, args=(server, stop), daemon=True)
     thread.start()
     yield port
-    server.close()
-    server.task_dispatcher.shutdown()
+    stop.set()
     thread.join(timeout=5)
+    assert not thread.is_alive(), "the waitress loop did not stop"
+    server.task_dispatcher.shutdown()
 
 
 @pytest.fixture

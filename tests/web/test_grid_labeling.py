@@ -313,7 +313,7 @@ def test_grid_shows_palette_chips_and_overlays(client, classes, owner):
     html = client.get(f"/datasets/{detection.id}/images/").get_data(as_text=True)
     assert 'viewBox="0 0 200 100"' in html
     assert '<rect class="ov-box" x="10" y="20" width="50" height="40" stroke="#f58231"/>' in html
-    assert 'points="0,0 100,0 50,90 "' in html
+    assert 'points="0,0 100,0 50,90"' in html
 
 
 def test_grid_loads_the_pages_annotations_in_one_query(client, classes, app_ctx):

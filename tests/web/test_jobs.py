@@ -8,6 +8,7 @@ from core.queues import get_queue, get_redis
 from models import Dataset, Job, JobStatus
 from tests.factories import image_bytes, make_dataset, make_user
 from tests.support import job_id_from, member, sign_in, upload
+from tests.workers.helpers import lose_in_rq
 
 HX = {"HX-Request": "true"}
 
@@ -92,7 +93,7 @@ def test_running_a_finished_job_again_is_a_conflict(client, queued_import, run_j
 
 
 def test_a_job_whose_rq_job_vanished_shows_as_failed_and_can_run_again(client, queued_import, run_jobs):
-    RQJob.fetch(queued_import.id, connection=get_redis()).delete()
+    lose_in_rq(queued_import.id)
     body = client.get(f"/jobs/{queued_import.id}").get_data(as_text=True)
     assert 'data-job-status="failed"' in body and "Run it again" in body
     client.post(f"/jobs/{queued_import.id}/rerun")

@@ -181,6 +181,27 @@ def tagged(w: World, form: dict) -> dict:
     return form
 
 
+def signed_link(w: World) -> str:
+    """A signed link to the world's image (the CSV of URLs): the link is the permission, whoever follows it."""
+    from urllib.parse import urlsplit
+
+    from services.signed_urls import image_url
+
+    image = db.session.get(Image, w.image_id)
+    return urlsplit(image_url(w.dataset.id, image.storage_key, image.file_name, 600)).path
+
+
+def a_version(w: World) -> int:
+    """A released (complete) version of the world's dataset, for the Versions page rows."""
+    from models import Version
+
+    number = (db.session.scalar(db.select(db.func.max(Version.number)).where(Version.dataset_id == w.dataset.id)) or 0) + 1
+    version = Version(dataset_id=w.dataset.id, number=number, labels=[], stats={}, complete=True, created_by_id=w.owner.id)
+    db.session.add(version)
+    db.session.commit()
+    return version.id
+
+
 def jpeg_file() -> dict:
     return {"files": (io.BytesIO(image_bytes(seed=3)), "new.jpg")}
 
@@ -274,9 +295,21 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("profile.change_password", "POST"): Route(
         lambda w, u: ("/profile/password", {"current": PASSWORD, "new": "another good password"}), everyone(200)
     ),
+    ("exports.index", "GET"): Route(lambda w, u: (ds(w, "/exports/"), {}), managers(200)),
+    ("exports.options", "GET"): Route(lambda w, u: (ds(w, "/exports/options?format=csv"), {}), managers(200)),
+    ("exports.listing", "GET"): Route(lambda w, u: (ds(w, "/exports/list"), {}), managers(200)),
+    ("exports.create", "POST"): Route(lambda w, u: (ds(w, "/exports/"), {"format": "json", "coordinates": "percent"}), managers(303)),
+    ("versions.index", "GET"): Route(lambda w, u: (ds(w, "/versions/"), {}), managers(200)),
+    ("versions.release", "POST"): Route(lambda w, u: (ds(w, "/versions/"), {"note": "first"}), managers(303)),
+    ("versions.compare", "GET"): Route(lambda w, u: (ds(w, "/versions/compare?a={0}&b={0}".format(a_version(w))), {}), managers(200)),
+    # Without HX-Request the grid's Auto-split goes to its job's page.
+    ("splits.auto_split", "POST"): Route(
+        lambda w, u: (ds(w, "/images/auto-split"), {"all_matching": "1", "train": "80", "validation": "10", "test": "10"}), managers(303)
+    ),
     ("admin.users", "GET"): Route(lambda w, u: ("/admin/users", {}), site_admins(200)),
     ("admin.create_user", "POST"): Route(lambda w, u: ("/admin/users", {"email": "new@example.com", "password": "a fine password"}), site_admins(200)),
     ("admin.update_user", "POST"): Route(lambda w, u: (f"/admin/users/{w.candidate.id}", {"action": "make_admin"}), site_admins(200)),
+    ("signed-files.show", "GET"): Route(lambda w, u: (signed_link(w), {}), everyone(200), public=True, anonymous=200),
 }
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from core.extensions import db
 from models import Job
 from services import images as images_service
+from services.job_kinds import ALLOW, JobKind
 
 
 def upload_files(dataset, user, files: list[tuple[str, bytes]]):
@@ -67,6 +68,24 @@ FAILURES = {
     "multi-line": lambda: (_ for _ in ()).throw(RuntimeError('Traceback (most recent call last):\n  File "/usr/lib/python3.11/x.py", line 1')),
     "zero": lambda: 1 / 0,
 }
+
+
+def lose_in_rq(job_id: str) -> None:
+    """What a flushed or crashed Redis leaves: the row, no RQ job, and the moment past in which a
+    row may not be enqueued yet (services.jobs.ENQUEUE_GRACE)."""
+    from rq.job import Job as RQJob
+
+    from core.queues import get_redis
+    from services.jobs import ENQUEUE_GRACE
+
+    RQJob.fetch(job_id, connection=get_redis()).delete()
+    job = db.session.get(Job, job_id)
+    job.created_at -= ENQUEUE_GRACE * 2
+    db.session.commit()
+
+
+# A kind of job of the tests' own: its body, failing_job, ends on the failure it is given.
+FAILING = JobKind("check", "tests.workers.helpers.failing_job", "datasets", None, ALLOW)
 
 
 def failing_job(job_id: str, failure: str) -> None:

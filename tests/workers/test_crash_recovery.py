@@ -20,6 +20,7 @@ from core.extensions import db
 from core.queues import get_redis
 from models import Dataset, Image, ImportItem, ImportItemStatus, Job, JobStatus
 from services import jobs as jobs_service
+from services.job_kinds import REFRESH_COUNTERS
 from tests.factories import make_dataset, make_user, token_for
 from tests.support import sign_in
 from tests.workers.helpers import read_job, slow_pngs, upload_files, wait_for
@@ -207,7 +208,7 @@ def test_killing_only_the_worker_leaves_the_job_to_its_work_horse_and_refuses_a_
 
 def _running_row(runner: str) -> Job:
     user = make_user()
-    job = jobs_service.start_job("refresh_counters", "workers.datasets.refresh_counters", 0, queue="datasets", dataset=make_dataset(user), user=user)
+    job = jobs_service.start_job(REFRESH_COUNTERS, 0, dataset=make_dataset(user), user=user)
     db.session.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.running, runner=runner))
     db.session.commit()
     db.session.refresh(job)

@@ -23,6 +23,7 @@ from services import datasets as datasets_service
 from services import images as images_service
 from services import jobs as jobs_service
 from services import labels as labels_service
+from services.job_kinds import IMPORT, MERGE_LABELS, REFRESH_COUNTERS
 from tests.api.support import jpegs, post_files
 from tests.conftest import BurstWorker
 from tests.factories import image_bytes, make_dataset, make_user, token_for
@@ -96,16 +97,12 @@ def test_a_file_whose_dataset_is_deleted_while_it_is_sent_is_a_conflict_and_its_
     assert not get_storage().exists(hashlib.sha256(data).hexdigest())
 
 
-@pytest.mark.parametrize("kind, target", [
-    ("import", "workers.imports.import_upload"),
-    ("refresh_counters", "workers.datasets.refresh_counters"),
-    ("merge_labels", "workers.labels.merge_labels"),
-])
-def test_a_job_started_on_a_dataset_deleted_meanwhile_is_a_conflict(owner, dataset, kind, target):
+@pytest.mark.parametrize("kind", [IMPORT, REFRESH_COUNTERS, MERGE_LABELS], ids=lambda kind: kind.key)
+def test_a_job_started_on_a_dataset_deleted_meanwhile_is_a_conflict(owner, dataset, kind):
     with db.engine.begin() as other:  # the deletion commits between the check and the job's row
         other.execute(delete(Dataset).where(Dataset.id == dataset.id))
     with pytest.raises(Conflict, match="The dataset was deleted"):
-        jobs_service.start_job(kind, target, dataset.id, queue="datasets", dataset=dataset, user=owner)
+        jobs_service.start_job(kind, dataset.id, dataset=dataset, user=owner)
     assert db.session.scalar(select(func.count()).select_from(Job)) == 0
 
 

@@ -4,10 +4,8 @@ import { $, toast } from "./dom.js";
 import { mutate, redo, undo } from "./history.js";
 import { renderPalette } from "./panels.js";
 import {
-  allowed, cfg, drawable, isClassLabel, isLocked, labelById, newAnnotation, regionLabels, relabel, state, TOOL_NAMES, toolKeyName, tools,
+  allowed, cfg, drawable, isClassLabel, labelById, newAnnotation, regionLabels, relabel, state, TOOL_NAMES, toolKeyName, tools,
 } from "./state.js";
-
-const LOCKED = "This shape is locked: unlock it in the object list to change it.";
 
 /** The label a new shape takes: the one picked last, else the first whose default shape it is. */
 function labelFor(shape) {
@@ -37,14 +35,10 @@ export function removeSelected() {
   removeAt(state.selected);
 }
 
-/** Delete the shape at `index` (the Delete key, the selection panel, the object list); never a locked one. */
+/** Delete the shape at `index` (the Delete key, the selection panel, the object list); never a locked one (history.js). */
 export function removeAt(index) {
   const ann = state.anns[index];
   if (!ann || !cfg.can_annotate) return;
-  if (isLocked(ann)) {
-    toast(LOCKED);
-    return;
-  }
   mutate(() => {
     state.anns.splice(index, 1);
     state.selected = -1;
@@ -127,11 +121,7 @@ export function pickLabel(label) {
     return;
   }
   if (ann && ann.shape !== "tag" && !classKey) {
-    if (isLocked(ann)) {
-      toast(LOCKED);
-      return;
-    }
-    mutate(() => relabel(ann, label.id));
+    if (!mutate(() => relabel(ann, label.id))) return; // a locked shape
     state.currentLabel = label.id;
     renderPalette();
     return;

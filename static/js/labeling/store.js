@@ -40,9 +40,12 @@ export function payload() {
 }
 
 function fromServer(list) {
+  // A row the editor already shows keeps its key, and with it its hidden and locked state (a
+  // reload after a submit); the rows of anyone else's save are new shapes to this editor.
+  const keyOfRow = new Map([...serverIds].map(([key, id]) => [id, key]));
   return (list || []).map((a) => {
     const ann = fitToLabel({
-      key: nextKey(), label_id: a.label_id, shape: a.shape, geometry: clone(a.geometry || {}),
+      key: keyOfRow.get(a.id) ?? nextKey(), label_id: a.label_id, shape: a.shape, geometry: clone(a.geometry || {}),
       attributes: clone(a.attributes || {}), text: a.text ?? null,
     });
     if (typeof a.id === "number") serverIds.set(ann.key, a.id);
