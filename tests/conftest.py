@@ -194,6 +194,10 @@ def live_server(app_ctx, backend, start_worker):
     yield f"http://127.0.0.1:{port}"
     server.shutdown()
     thread.join(timeout=5)
+    # Each live app has an engine of its own: its pooled connections would otherwise stay open
+    # until garbage collection, and a PostgreSQL run of every browser test exhausts max_connections.
+    with live_app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture(scope="session")
