@@ -67,6 +67,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOUPE_LOGIN_ATTEMPTS": _int("LOUPE_LOGIN_ATTEMPTS", 5),
         "LOUPE_LOGIN_WINDOW_S": _int("LOUPE_LOGIN_WINDOW_S", 900),
         "LOUPE_JOB_TIMEOUT_S": _int("LOUPE_JOB_TIMEOUT_S", 6 * 3600),
+        # How often a running job writes its progress to its row (0: on every step, which also
+        # reads the cancel flag every step); a busy database may want it less often.
+        "LOUPE_PROGRESS_EVERY_MS": _int("LOUPE_PROGRESS_EVERY_MS", 500),
         # A grid bulk action on more images than this (at most 1000) runs as a job, in chunks.
         "LOUPE_BULK_SYNC_LIMIT": _int("LOUPE_BULK_SYNC_LIMIT", 1000),
         # The canvas's autosaves by one person within this many seconds of the revision's first

@@ -171,8 +171,10 @@ def start_worker(app_ctx):
     """Start real worker processes (`python -m workers`); all are stopped after the test."""
     processes = []
 
-    def start(*args: str) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-m", "workers", *args], cwd=ROOT, env=worker_env(app_ctx))
+    def start(*args: str, **settings: str) -> subprocess.Popen:
+        """Queues to listen on, and settings (environment variables) of this worker only."""
+        env = worker_env(app_ctx) | settings
+        process = subprocess.Popen([sys.executable, "-m", "workers", *args], cwd=ROOT, env=env)
         processes.append(process)
         return process
 

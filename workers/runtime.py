@@ -16,7 +16,6 @@ from models import Dataset, Job, JobStatus
 from models.base import utcnow
 from services import jobs as jobs_service
 
-PROGRESS_EVERY_S = 0.5
 log = logging.getLogger("loupe.jobs")
 _app = None
 
@@ -63,6 +62,7 @@ class JobRun:
         self._committed = self._stored = self._values()  # of work committed; on the row
         self._write_at_commit = False  # a forced progress() waits for the body's commit
         self._last_write = 0.0
+        self._every_s = current_app.config["LOUPE_PROGRESS_EVERY_MS"] / 1000
         self._cancel_requested = False
 
     def progress(self, done: int, total: int | None = None, message: str | None = None, force: bool = False) -> None:
@@ -88,7 +88,7 @@ class JobRun:
         return {"done": self.done, "total": self.total, "message": self.message}
 
     def _due(self) -> bool:
-        return time.monotonic() - self._last_write >= PROGRESS_EVERY_S
+        return time.monotonic() - self._last_write >= self._every_s
 
     def _write(self) -> None:
         """Write the committed progress if the row lacks it, and read the cancel flag, in a short

@@ -136,7 +136,7 @@ def test_progress_is_committed_to_the_job_row_while_the_job_runs(app_ctx, run_jo
     user = make_user()
     dataset = make_dataset(user)
     _, job = upload_files(dataset, user, [(f"p{i}.png", image_bytes((64, 48), "PNG", seed=100 + i)) for i in range(5)])
-    monkeypatch.setattr(runtime, "PROGRESS_EVERY_S", 0)  # commit on every call, so each step is visible
+    monkeypatch.setitem(app_ctx.config, "LOUPE_PROGRESS_EVERY_MS", 0)  # commit on every call, so each step is visible
     monkeypatch.setattr(imports, "CHUNK", 2)  # several steps even if the job reports per chunk
     seen = []
     original = runtime.JobRun.progress
