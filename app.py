@@ -2,11 +2,14 @@
 
 import os
 
+import psycopg
 from flask import Flask, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
+from psycopg.pq import ExecStatus, TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.pool import Pool
 from werkzeug.exceptions import HTTPException
 
 from core import http
@@ -54,6 +57,28 @@ def _register_request_hooks(app: Flask) -> None:
         if request.method in ("GET", "HEAD") and response.status_code < 400:
             db.session.commit()
         return response
+
+
+@event.listens_for(Pool, "checkout")
+def _begin_on_checkout(dbapi_connection, _record, _proxy):
+    # pool_pre_ping's liveness check, without its round trip: psycopg sends a BEGIN of its own
+    # before a transaction's first statement, so sending that BEGIN here, as the connection leaves
+    # the pool, proves the connection alive at no extra cost. A dead one (the server restarted,
+    # the backend was terminated) fails here, and the pool replaces it before anyone uses it.
+    # psycopg reads the transaction's status from libpq, so it sends no BEGIN of its own after it.
+    # Connections that begin otherwise (autocommit, or an isolation level of their own: none of
+    # the app's) are left to psycopg. SQLite needs no check: a file does not go away.
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is None or dbapi_connection.autocommit or pgconn.transaction_status != TransactionStatus.IDLE:
+        return
+    if (dbapi_connection.isolation_level, dbapi_connection.read_only, dbapi_connection.deferrable) != (None, None, None):
+        return
+    try:
+        result = pgconn.exec_(b"BEGIN")
+    except psycopg.OperationalError as exc:  # libpq could not even send it
+        raise DisconnectionError(str(exc)) from exc
+    if result.status != ExecStatus.COMMAND_OK:
+        raise DisconnectionError((result.error_message or b"BEGIN failed").decode(errors="replace"))
 
 
 @event.listens_for(Engine, "connect")

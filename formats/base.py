@@ -17,12 +17,22 @@ Each format module defines:
         # the download's name, e.g. "cats-V002-coco.zip"
     def export(source: ExportSource, options: ExportOptions, out: BinaryIO, progress: Progress) -> Tally
         # write the file to `out` (a seekable file opened for writing), streaming: images come one
-        # at a time from source.images(), image bytes from source.open(); never all in memory.
+        # at a time from source.images() (or as flat tuples from source.rows(), for a format that
+        # needs no more than a row's fields), image bytes from source.open(); never all in memory.
         # Returns what it wrote, counted from the records as it wrote them, with what it could not
         # represent in `skipped` (reason -> count): nothing is left out silently.
     def count(path: Path, options: ExportOptions) -> Tally
         # read the written file back with no help from the records and count what it holds; the
         # export job compares this with export()'s tally and with the database, and fails on a difference.
+
+A format that imports annotations (the module may have only this side, like CVAT's) defines:
+
+    IMPORT_TITLE = "COCO instances (JSON, or a ZIP with images)"   # what the import form shows
+    def parse(root: Path) -> Parsed
+        # read the format's files under `root` (an uploaded file alone in a folder, or an extracted
+        # ZIP of the format's folder layout) into ImportImage records; no database, no request.
+        # Raises NotThisFormat when the files are not this format at all; what is wrong with one
+        # image or one line goes into that image's (or Parsed's) problems and the rest still imports.
 """
 
 from __future__ import annotations
@@ -32,7 +42,8 @@ import shutil
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterator, Protocol
+from pathlib import Path
+from typing import BinaryIO, Callable, Collection, Iterable, Iterator, Protocol
 
 # The splits an export names (SPEC section 3), in the order files list them.
 SPLITS = ("train", "validation", "test", "unassigned", "review")
@@ -101,6 +112,10 @@ class ExportOptions:
     crop_label_id: int | None = None  # crops: whose annotations
 
 
+# The fields of a row of ExportSource.rows(), in order: an image's, then one annotation's.
+ROW_FIELDS = ("image_id", "file_name", "folder_path", "storage_key", "width", "height", "split", "label_id", "shape", "geometry")
+
+
 class ExportSource(Protocol):
     """One dataset's images to export, filtered, and its labels after the tag map (merged labels
     share one ExportLabel)."""
@@ -112,6 +127,12 @@ class ExportSource(Protocol):
 
     def images(self) -> Iterator[ExportImage]:
         """Every image of the export in id order, read in keyset pages (memory flat in the count)."""
+
+    def rows(self, fields: Collection[str] = ROW_FIELDS) -> Iterator[tuple]:
+        """What images() yields as flat ROW_FIELDS tuples: one per annotation, in the order of images()
+        and their annotations, and one with label_id, shape and geometry None for an image with none;
+        a field not in `fields` may be None, image_id never is. The cheap path for a format that writes a line per
+        annotation from no more than these fields: no record is made per image or annotation."""
 
     def count(self) -> int:
         """How many images images() yields (the database's count, for the report's check)."""
@@ -128,6 +149,16 @@ class ExportSource(Protocol):
 
 
 Progress = Callable[[int], None]  # called with the number of images done so far
+
+
+def rows_of(images: Iterable[ExportImage]) -> Iterator[tuple]:
+    """ExportSource.rows() made from records, for a source whose records cost no more than its rows."""
+    for image in images:
+        head = (image.id, image.file_name, image.folder_path, image.storage_key, image.width, image.height, image.split)
+        if not image.annotations:
+            yield (*head, None, None, None)
+        for annotation in image.annotations:
+            yield (*head, annotation.label_id, annotation.shape, annotation.geometry)
 
 
 @dataclass
@@ -239,3 +270,107 @@ def copy_original(archive: zipfile.ZipFile, name: str, source: ExportSource, ima
     """Copy an image's stored bytes into the archive as they are, in chunks, never whole in memory."""
     with source.open(image.storage_key) as original, archive.open(zip_entry(name, False, image.byte_size), "w") as entry:
         shutil.copyfileobj(original, entry, 1 << 20)
+
+
+# ---- the import side ------------------------------------------------------------------------
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+class NotThisFormat(ValueError):
+    """The files are not this format at all (the import fails with this message, importing nothing)."""
+
+
+@dataclass
+class ImportAnnotation:
+    label: str  # the label's name as the file gives it; labels are matched by name, created as needed
+    shape: str  # one of services.shapes.SHAPES
+    geometry: dict  # services/shapes.py's keys, in the units of its ImportImage
+    attributes: dict = field(default_factory=dict)
+    text: str | None = None
+    score: float | None = None  # a model's confidence: the annotation is a prediction (a pre-label)
+
+
+@dataclass
+class ImportImage:
+    """One image's annotations as the file gives them."""
+
+    path: str  # the image as the file names it, "/"-separated: matched by path, then by file name
+    annotations: list[ImportAnnotation] = field(default_factory=list)
+    split: str | None = None  # one of SPLITS where the layout says (ImageSets, a subset folder, ...)
+    width: int | None = None  # as the file declares them; None: the image's own
+    height: int | None = None
+    units: str = "pixel"  # or "fraction": 0-1 of the width and height (YOLO; Label Studio's percent / 100)
+    file: Path | None = None  # the image itself under root, when the upload holds it: imported too
+    problems: list[str] = field(default_factory=list)  # why this image's annotations cannot be applied
+
+
+@dataclass(frozen=True)
+class ImportLabel:
+    name: str
+    attributes: tuple = ()  # attribute definitions in Loupe's shape (services/labels.py), if the file has them
+    color: str | None = None
+
+
+@dataclass
+class Parsed:
+    labels: list[ImportLabel]  # every label the file defines, used or not, in its order
+    images: Iterable[ImportImage]
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (where, why): lines or files that could not be read
+
+
+def hidden(root: Path, path: Path) -> bool:
+    """A file an archiver adds beside the data (macOS's __MACOSX/ and ._ files, .DS_Store, dot folders)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(root).parts)
+
+
+def data_files(root: Path, *suffixes: str) -> list[Path]:
+    """The upload's files under root (those with one of the suffixes, if given), in path order,
+    without what archivers add."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and (not suffixes or p.suffix.lower() in suffixes) and not hidden(root, p)
+    )
+
+
+def image_files(root: Path) -> list[Path]:
+    """The upload's image files (what an import of a folder layout looks for)."""
+    return data_files(root, *IMAGE_EXTENSIONS)
+
+
+class ImageFinder:
+    """The upload's image files, found by a name relative to a folder, else by a base name no other
+    image of the upload has."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.paths = set()
+        self.by_name = defaultdict(list)
+        for path in image_files(root):
+            self.paths.add(relative(root, path))
+            self.by_name[path.name].append(path)
+
+    def find(self, folder: Path, name: str) -> Path | None:
+        # Looked up in the index, never opened as given: a name like ../../etc/x.jpg finds nothing.
+        inside = posixpath.normpath(posixpath.join(relative(self.root, folder), name))
+        if inside in self.paths:
+            return self.root / inside
+        matches = self.by_name.get(posixpath.basename(name), [])
+        return matches[0] if len(matches) == 1 else None
+
+
+def relative(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+SPLIT_NAMES = {
+    "train": "train", "training": "train",
+    "val": "validation", "valid": "validation", "validation": "validation",
+    "test": "test", "testing": "test",
+    "unassigned": "unassigned", "review": "review",
+}
+
+
+def split_named(name: str | None) -> str | None:
+    """The split a layout's subset name means ("val", "Validation", "valid"), or None."""
+    return SPLIT_NAMES.get((name or "").strip().casefold())

@@ -25,11 +25,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections import Counter
+import posixpath
 from pathlib import Path
 from typing import BinaryIO
 
-from formats.base import ExportImage, ExportOptions, ExportSource, Progress, Tally, labels_by_id
+from formats.base import ExportOptions, ExportSource, Progress, Tally, labels_by_id
 from services.shapes import AREA_SHAPES, bbox
 
 KEY = "csv_training"
@@ -42,6 +42,7 @@ SET_OF_SPLIT = {"train": "TRAIN", "validation": "VALIDATION", "test": "TEST", "u
 SPLIT_OF_SET = {"TRAIN": "train", "VALIDATION": "validation", "TEST": "test", "UNASSIGNED": "unassigned"}
 _DRAW_RANGE = 1 << 64
 BLOCK = 1 << 20  # characters of rows written to the file at once
+BLOCK_ROWS = 500  # rows handed to csv.writer at once: few enough to be freed before the garbage collector promotes them
 
 
 def file_name(source: ExportSource, options: ExportOptions) -> str:
@@ -67,11 +68,11 @@ class _Sets:
         self.left = {"TEST": _share(total, test)}
         self.left["VALIDATION"] = min(_share(total, validation), total - self.left["TEST"])
 
-    def draw(self, image: ExportImage) -> str:
+    def draw(self, storage_key: str) -> str:
         if self.remaining <= 0:  # more images than counted (the dataset changed meanwhile)
             return "TRAIN"
         # The image's hash as a number u in [0, 2^64), compared as u / 2^64 < left / remaining, exactly.
-        u = int.from_bytes(hashlib.sha256(image.storage_key.encode()).digest()[:8], "big")
+        u = int.from_bytes(hashlib.sha256(storage_key.encode()).digest()[:8], "big")
         chosen, bound = "TRAIN", 0
         for name, left in self.left.items():
             bound += left
@@ -88,73 +89,90 @@ def _relative(value: float, size: int) -> str:
     return text or "0"
 
 
-def _class_cells(image: ExportImage, names: dict, tally: Tally) -> list[tuple]:
-    cells, seen = [], set()
-    for annotation in image.annotations:
-        if annotation.shape != "tag":
-            tally.skip(f"{annotation.shape}: the classification layout has no regions")
-            continue
-        name = names[annotation.label_id]
-        if name in seen:  # two labels merged by the tag map into one class
-            tally.skip("class repeated on the image")
-            continue
-        seen.add(name)
-        cells.append((name,))
-    return cells
-
-
-def _box_cells(image: ExportImage, names: dict, tally: Tally) -> list[tuple]:
-    cells = []
-    for annotation in image.annotations:
-        if annotation.shape not in AREA_SHAPES:
-            tally.skip(f"{annotation.shape}: no bounding box in the Vertex layout")
-            continue
-        x, y, w, h = bbox(annotation.shape, annotation.geometry)
-        x_min, y_min = _relative(x, image.width), _relative(y, image.height)
-        x_max, y_max = _relative(x + w, image.width), _relative(y + h, image.height)
-        if x_min == x_max or y_min == y_max:
-            tally.skip("zero-size bounding box")
-            continue
-        cells.append((names[annotation.label_id], x_min, y_min, "", "", x_max, y_max, "", ""))
-    return cells
+def _box_line(set_name: str, path: str, name: str, shape: str, geometry: dict, width: int, height: int, tally: Tally) -> tuple | None:
+    if shape not in AREA_SHAPES:
+        tally.skip(f"{shape}: no bounding box in the Vertex layout")
+        return None
+    x, y, w, h = bbox(shape, geometry)
+    x_min, y_min = _relative(x, width), _relative(y, height)
+    x_max, y_max = _relative(x + w, width), _relative(y + h, height)
+    if x_min == x_max or y_min == y_max:
+        tally.skip("zero-size bounding box")
+        return None
+    return (set_name, path, name, x_min, y_min, "", "", x_max, y_max, "", "")
 
 
 def export(source: ExportSource, options: ExportOptions, out: BinaryIO, progress: Progress) -> Tally:
     names = {label_id: label.name for label_id, label in labels_by_id(source).items()}
-    cells_of = _box_cells if source.dataset_type in BOX_TYPES else _class_cells
+    boxes = source.dataset_type in BOX_TYPES
     sets = _Sets(source.count(), options.test, options.validation) if options.test or options.validation else None
+    fields = {"image_id", "file_name", "split", "label_id", "shape"}
+    full_path = options.full_path
+    fields |= {"folder_path"} if full_path else set()
+    fields |= {"width", "height", "geometry"} if boxes else set()
+    fields |= {"storage_key"} if sets else set()
     tally = Tally()
-    # Counted per set and per (label, set) here and added to the tally once: a million images
-    # make this loop the export's cost.
-    images, annotations = Counter(), Counter()
-    # Rows gather in text and go out encoded in blocks: writing each through a TextIOWrapper
-    # costs more than making it.
+    # A million images make this loop the export's cost, so it reads source.rows() (flat tuples of
+    # the fields it needs, no record per image or annotation), counts per set and per label in
+    # plain dicts made beforehand and added to the tally once, and hands rows to csv.writer in
+    # lists; the text gathers in a buffer and goes out encoded in blocks (a row at a time through a
+    # TextIOWrapper costs more than making it).
+    images = dict.fromkeys(SPLIT_OF_SET, 0)  # set -> images
+    annotations = {set_name: dict.fromkeys(names.values(), 0) for set_name in SPLIT_OF_SET}  # set -> label -> rows
     text = io.StringIO()
     writer = csv.writer(text)
-    for done, image in enumerate(source.images(), start=1):
-        set_name = sets.draw(image) if sets else SET_OF_SPLIT[image.split]
-        path = image.name(options.full_path)
-        cells = cells_of(image, names, tally)
-        if cells:
-            writer.writerows([(set_name, path, *row) for row in cells])
-            for row in cells:
-                annotations[row[0], set_name] += 1
+    lines: list[tuple] = []
+    current, set_name, path, in_set, empty, classes, done = None, None, None, None, False, (), 0
+    for image_id, file_name, folder, storage_key, width, height, split, label_id, shape, geometry in source.rows(fields):
+        if image_id != current:
+            if empty:  # the previous image had nothing to write: a row of its own
+                lines.append((set_name, path))
+            if len(lines) >= BLOCK_ROWS:
+                writer.writerows(lines)
+                lines.clear()
+                if text.tell() > BLOCK:
+                    out.write(text.getvalue().encode("utf-8"))
+                    text.seek(0)
+                    text.truncate()
+            set_name = sets.draw(storage_key) if sets else SET_OF_SPLIT[split]
+            path = posixpath.join(folder, file_name) if full_path and folder else file_name
+            current, empty, classes, in_set = image_id, True, (), annotations[set_name]
+            images[set_name] += 1
+            done += 1
+            progress(done)
+        if label_id is None:
+            continue
+        name = names[label_id]
+        if boxes:
+            line = _box_line(set_name, path, name, shape, geometry, width, height, tally)
+            if line is None:
+                continue
+            lines.append(line)
+        elif shape != "tag":
+            tally.skip(f"{shape}: the classification layout has no regions")
+            continue
+        elif name in classes:  # two labels merged by the tag map into one class
+            tally.skip("class repeated on the image")
+            continue
         else:
-            writer.writerow((set_name, path))
-        images[set_name] += 1
-        progress(done)
-        if text.tell() > BLOCK:
-            out.write(text.getvalue().encode("utf-8"))
-            text.seek(0)
-            text.truncate()
+            classes += (name,)
+            lines.append((set_name, path, name))
+        in_set[name] += 1
+        empty = False
+    if empty:
+        lines.append((set_name, path))
+    writer.writerows(lines)
     out.write(text.getvalue().encode("utf-8"))
     for set_name, n in images.items():
-        tally.images += n
-        tally.per_split[SPLIT_OF_SET[set_name]]["images"] += n
-    for (name, set_name), n in annotations.items():
-        tally.annotations += n
-        tally.per_label[name] += n
-        tally.per_split[SPLIT_OF_SET[set_name]]["annotations"] += n
+        if n:
+            tally.images += n
+            tally.per_split[SPLIT_OF_SET[set_name]]["images"] += n
+    for set_name, per_label in annotations.items():
+        for name, n in per_label.items():
+            if n:
+                tally.annotations += n
+                tally.per_label[name] += n
+                tally.per_split[SPLIT_OF_SET[set_name]]["annotations"] += n
     return tally
 
 

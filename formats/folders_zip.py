@@ -22,6 +22,16 @@ A mask pair per image with regions: Masks/<stem>.png (class mask) and Masks/Obje
 With full_path the dataset's folders sit inside the label folder (or the root). Names that are
 unsafe or reserved as a folder or file name are escaped, deterministically and reversibly (a
 label's folder decodes back to its name, so count() reads labels from the layout).
+
+Import takes two layouts:
+    this export's      annotations.csv and classes.csv at the root: classes, splits and shapes come
+                       from them (a circle from its bounding box), read in pixels (the ZIP does not
+                       say which coordinates it was written in); masks are derived, so skipped. The
+                       label folders (classification, anomaly) are recognised from the rows and
+                       left out of the image's path, which is the dataset's path again.
+    ImageNet-style     the first folder under the root, or under train/, val/, test/ when those are
+                       all the root holds, is the image's class and the rest of its path the image's
+                       path; an image directly there has no class, nor has one in Unclassified/.
 """
 
 from __future__ import annotations
@@ -38,12 +48,18 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 from urllib.parse import unquote
 
-from formats.base import ExportImage, ExportOptions, ExportSource, Progress, Tally, UniqueNames, copy_original, labels_by_id, zip_entry
+from formats.annotation_csv import MAX_FIELD, RowProblem, points, records
+from formats.annotation_csv import number as read_number
+from formats.base import (
+    ExportImage, ExportOptions, ExportSource, ImportAnnotation, ImportImage, ImportLabel, NotThisFormat, Parsed, Progress, Tally,
+    UniqueNames, copy_original, data_files, hidden, image_files, labels_by_id, relative, split_named, zip_entry,
+)
 from formats.masks import draw, label_values, png_bytes, regions
-from services.shapes import AREA_SHAPES, POINT_SHAPES, bbox_in, convert
+from services.shapes import AREA_SHAPES, POINT_SHAPES, SHAPES, bbox_in, convert
 
 KEY = "zip"
 TITLE = "ZIP of images in label folders"
+IMPORT_TITLE = "ZIP of images in label folders (Loupe's, or ImageNet-style class folders)"
 DATASET_TYPES = ("classification", "multilabel", "detection", "segmentation", "anomaly")
 OPTIONS = ("coordinates", "full_path")
 
@@ -192,7 +208,7 @@ def count(path: Path, options: ExportOptions) -> Tally:
                 folder_label = _folder_label(image_path) if in_folders else None
                 if folder_label is not None:
                     tally.add_annotation(folder_label, split)
-                has_masks = set(mask_names(image_path)) <= masks
+                has_masks = masked and set(mask_names(image_path)) <= masks
                 for row in rows:
                     if not row["label"] or (row["shape"] == "tag" and folder_label is not None):
                         continue
@@ -215,3 +231,128 @@ def mask_names(image_path: str) -> tuple[str, str]:
 def _folder_label(image_path: str) -> str | None:
     top = image_path.split("/", 1)[0]
     return None if top == UNCLASSIFIED else unquote(top)
+
+
+# ---- import ---------------------------------------------------------------------------------
+
+COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def parse(root: Path) -> Parsed:
+    """This export's ZIP when annotations.csv and classes.csv are at the root, else class folders."""
+    if (root / ANNOTATIONS_CSV).is_file() and (root / CLASSES_CSV).is_file():
+        return _parse_listed(root)
+    return _parse_class_folders(root)
+
+
+def _csv_rows(path: Path, where: str, required: tuple, problems: list):
+    """(line, row as a dict) of a CSV whose header must hold `required`; NotThisFormat if it does not."""
+    with open(path, encoding="utf-8-sig", newline="") as text:
+        rows = records(csv.reader(text), where, problems)
+        header = next(rows, (0, []))[1]
+        missing = [name for name in required if name not in header]
+        if missing:
+            raise NotThisFormat(f"{where} has no {', '.join(missing)} column: not this export's ZIP")
+        for line, row in rows:
+            if len(row) != len(header):
+                problems.append((f"{where} line {line}", f"{len(row)} fields, the header has {len(header)}"))
+            else:
+                yield line, dict(zip(header, row))
+
+
+def _listed_annotation(row: dict) -> ImportAnnotation | None:
+    if not row["label"]:
+        return None
+    shape = row["shape"]
+    if shape not in SHAPES:
+        raise RowProblem(f"unknown shape {shape[:40]!r}; one of {', '.join(SHAPES)}")
+    if shape == "tag":
+        return ImportAnnotation(row["label"], shape, {})
+    if shape in POINT_SHAPES:
+        return ImportAnnotation(row["label"], shape, {"points": points(row["points"])})
+    x0, y0, x1, y1 = (read_number(row[name], name) for name in ("x_min", "y_min", "x_max", "y_max"))
+    if shape == "box":
+        return ImportAnnotation(row["label"], shape, {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0})
+    # A circle is listed as its bounding box; its radius, like convert()'s, follows the width.
+    r = (x1 - x0) / 2
+    return ImportAnnotation(row["label"], shape, {"cx": x0 + r, "cy": (y0 + y1) / 2, "r": r})
+
+
+def _parse_listed(root: Path) -> Parsed:
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD))
+    problems = []
+    labels = {}
+    for line, row in _csv_rows(root / CLASSES_CSV, CLASSES_CSV, ("label",), problems):
+        name, color = row["label"], row.get("color", "")
+        if not name.strip():
+            problems.append((f"{CLASSES_CSV} line {line}", "a class with no name"))
+            continue
+        if color and not COLOR.fullmatch(color):
+            problems.append((f"{CLASSES_CSV} line {line}", f"the color of {name!r} is not #rrggbb: {color[:40]!r}"))
+        labels.setdefault(name, ImportLabel(name, color=color if COLOR.fullmatch(color) else None))
+    on_disk = {relative(root, path): path for path in image_files(root) if MASKS not in path.relative_to(root).parts}
+    images: dict[str, ImportImage] = {}
+    for line, row in _csv_rows(root / ANNOTATIONS_CSV, ANNOTATIONS_CSV, COLUMNS, problems):
+        where = f"{ANNOTATIONS_CSV} line {line}"
+        if not row["image"]:
+            problems.append((where, "the row names no image"))
+            continue
+        image = images.get(row["image"])
+        if image is None:
+            image = images[row["image"]] = ImportImage(path=row["image"], split=split_named(row["split"]), file=on_disk.get(row["image"]))
+            if row["split"] and image.split is None:
+                problems.append((where, f"unknown split {row['split'][:40]!r}: the image's split is left as it is"))
+        try:
+            annotation = _listed_annotation(row)
+        except RowProblem as problem:
+            image.problems.append(f"line {line}: {problem}")
+            continue
+        if annotation:
+            image.annotations.append(annotation)
+    for path in sorted(set(on_disk) - set(images)):
+        images[path] = ImportImage(path=path, file=on_disk[path])
+        problems.append((path, f"not in {ANNOTATIONS_CSV}: imported without annotations or split"))
+    foldered = _in_label_folders(images.values(), labels)
+    for image in images.values():
+        parts = image.path.split("/")
+        image.path = "/".join(unquote(part) for part in (parts[1:] if foldered else parts))
+    return Parsed(labels=list(labels.values()), images=list(images.values()), problems=problems)
+
+
+def _in_label_folders(images, labels: dict) -> bool:
+    """Whether the archive lays its images out in class folders (classification, anomaly): every
+    image sits in the folder of its first tag, or in Unclassified/. A dataset folder can pass for
+    neither: its names are escaped where they would read as Unclassified."""
+    folders = {safe_segment(name) for name in labels}
+    listed = False
+    for image in images:
+        parts = image.path.split("/")
+        tags = [a.label for a in image.annotations if a.shape == "tag"]
+        if len(parts) < 2 or (parts[0] != UNCLASSIFIED and (not tags or safe_segment(tags[0]) != parts[0] or parts[0] not in folders)):
+            return False
+        listed = True
+    return listed
+
+
+def _parse_class_folders(root: Path) -> Parsed:
+    files = data_files(root)
+    found = set(image_files(root))
+    if not found:
+        raise NotThisFormat("the upload holds no image files")
+    problems = [(relative(root, path), "not an image file: left out") for path in sorted(set(files) - found)]
+    tops = [path for path in root.iterdir() if path.is_dir() and not hidden(root, path)]
+    # Subset folders only when they are all the root holds: a class may well be named "test".
+    subsets = bool(tops) and all(split_named(path.name) for path in tops)
+    labels, images = {}, []
+    for path in sorted(found):
+        parts = relative(root, path).split("/")
+        split, subset = None, []
+        if subsets and len(parts) > 1:
+            # The subset folder stays in the path: the subsets often hold the same names.
+            split, subset, parts = split_named(parts[0]), [parts[0]], parts[1:]
+        image = ImportImage(path="/".join(subset + (parts[1:] or parts)), split=split, file=path)
+        if len(parts) > 1 and parts[0] != UNCLASSIFIED:
+            image.annotations.append(ImportAnnotation(parts[0], "tag", {}))
+            labels.setdefault(parts[0], ImportLabel(parts[0]))
+        images.append(image)
+    return Parsed(labels=list(labels.values()), images=images, problems=problems)

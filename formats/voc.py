@@ -23,10 +23,27 @@ covers and xmax that of its last, so a box of x, y, width, height in Loupe's con
 coordinates is xmin = x + 1, xmax = x + width (the whole image is 1..width) and reads back as
 x = xmin - 1, width = xmax - xmin + 1. Whole numbers are written as such, other values in full
 (a float repr), so the round trip is exact rather than rounded to the pixel.
+
+Import (parse) reads one .xml, a folder of LabelImg-style .xml files beside their images, or this
+layout (possibly one folder down, VOCdevkit/VOC2007/): every XML with an <annotation> root is an
+image named by <filename> (else by its JPEGImages file, found by the XML's id), sized by <size>,
+with one box per <object>'s bndbox (x = xmin - 1, width = xmax - xmin + 1: the export's inverse).
+An image in JPEGImages without an XML is imported with no annotations. Attributes are kept where
+they differ from VOC's defaults, so our export (pose Unspecified, truncated 0, difficult 0) reads
+back with none: truncated, difficult and occluded 1 as checkboxes, a pose as text, each <actions>
+flag set to 1 as a checkbox; the labels declare the attributes their objects use. Labels come from
+labelmap.txt (its order and colours, background left out), then the names the XMLs use. Splits
+come from the ImageSets/Main lists (train, val, test and Loupe's unassigned and review; an id only
+in trainval is train), else the Segmentation, Layout or Action lists. Left out, and said so where
+they occur: <part> boxes (Loupe has no part of an object); not read at all: the per-class lists
+(VOC's classification lists disagree with the XMLs in the wild, so whole-image tags do not come
+back) and the SegmentationClass/Object masks (the XML's boxes are the annotations). An XML that
+declares a DOCTYPE is refused unread (entity expansion), a malformed one is a problem of its file.
 """
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 import zipfile
@@ -35,13 +52,18 @@ from typing import BinaryIO, Iterable, Iterator, TextIO
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
-from formats.base import ExportImage, ExportOptions, ExportSource, Progress, Tally, UniqueNames, copy_original, labels_by_id, zip_entry
+from formats.base import (
+    IMAGE_EXTENSIONS, ExportImage, ExportOptions, ExportSource, ImportAnnotation, ImportImage, ImportLabel, NotThisFormat, Parsed,
+    Progress, Tally, UniqueNames, copy_original, data_files, image_files, labels_by_id, relative, zip_entry,
+)
 from formats.folders_zip import dataset_folders, number, safe_segment, spool
 from formats.masks import draw, label_values, regions, voc_colormap, voc_png
+from formats.safe_xml import read_xml
 from services.shapes import AREA_SHAPES, bbox
 
 KEY = "voc"
 TITLE = "Pascal VOC"
+IMPORT_TITLE = "Pascal VOC (an XML, or a ZIP with Annotations/, JPEGImages/ and ImageSets/)"
 DATASET_TYPES = ("classification", "multilabel", "detection", "segmentation", "anomaly")
 OPTIONS = ("full_path", "masks")
 
@@ -240,3 +262,276 @@ def _lines(archive: zipfile.ZipFile, name: str, entries: set[str]):
             text = line.decode("utf-8").rstrip("\n")
             if text:
                 yield text
+
+
+# ---- import ----------------------------------------------------------------------------------
+
+VOC_FOLDERS = ("Annotations", "JPEGImages")
+# Where split lists live, the first naming an id deciding: Main is VOC's detection lists.
+SET_FOLDERS = ("Main", "Segmentation", "Layout", "Action")
+FLAGS = ("truncated", "difficult", "occluded")
+DEFAULT_POSE = "Unspecified"
+TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+SHOWN_IDS = 5  # ids named in a problem about many of them
+
+
+class _Labels:
+    """Label names in order of appearance, with their labelmap colour and the attributes they use."""
+
+    def __init__(self):
+        self.colors: dict[str, str] = {}
+        self.attributes: dict[str, dict[str, str]] = {}  # name -> attribute name -> type
+
+    def add(self, name: str, color: str | None = None) -> None:
+        self.attributes.setdefault(name, {})
+        if color:
+            self.colors.setdefault(name, color)
+
+    def use(self, name: str, attributes: dict) -> None:
+        used = self.attributes.setdefault(name, {})
+        for key, value in attributes.items():
+            used.setdefault(key, "checkbox" if isinstance(value, bool) else "text")
+
+    def records(self) -> list[ImportLabel]:
+        def definition(key, kind):
+            return {"name": key, "type": kind, **({"default": False} if kind == "checkbox" else {})}
+
+        return [ImportLabel(name, tuple(definition(k, t) for k, t in used.items()), self.colors.get(name))
+                for name, used in self.attributes.items()]
+
+
+def parse(root: Path) -> Parsed:
+    """Images, boxes, attributes, labels and splits of a VOC upload (module docstring)."""
+    labels, problems, images = _Labels(), [], []
+    bases = _bases(root)
+    for base in bases:
+        _read_labelmap(root, base, labels, problems)
+        images += _parse_layout(root, base, labels, problems)
+    if not bases:
+        images = _parse_loose(root, labels, problems)
+    return Parsed(labels=labels.records(), images=images, problems=problems)
+
+
+def _bases(root: Path) -> list[Path]:
+    """The folders holding Annotations/ or JPEGImages/, outermost only (a dataset folder may share the name)."""
+    found = sorted({path.parent for name in VOC_FOLDERS for path in root.rglob(name) if path.is_dir()}, key=lambda p: len(p.parts))
+    bases = []
+    for base in found:
+        if not any(base.is_relative_to(outer) for outer in bases):
+            bases.append(base)
+    return bases
+
+
+def _inside(root: Path, path: Path) -> Path | None:
+    """The path if it is a file under root (a <filename> of "../x" must not reach out of the upload)."""
+    try:
+        return path if path.is_file() and path.resolve().is_relative_to(root.resolve()) else None
+    except (OSError, ValueError):  # a name too long, or holding a NUL
+        return None
+
+
+def _without_extension(relative_path: str) -> str:
+    return posixpath.splitext(relative_path)[0]
+
+
+def _parse_layout(root: Path, base: Path, labels: _Labels, problems: list) -> list[ImportImage]:
+    annotations_dir, images_dir = base / "Annotations", base / "JPEGImages"
+    files = {}  # id -> image file in JPEGImages
+    for path in image_files(images_dir) if images_dir.is_dir() else ():
+        files.setdefault(_without_extension(relative(images_dir, path)), path)
+    xmls = {}  # id -> its XML in Annotations
+    for xml in data_files(annotations_dir, ".xml") if annotations_dir.is_dir() else ():
+        xmls[_without_extension(relative(annotations_dir, xml))] = xml
+    split_of = _splits(root, base, set(files) | set(xmls), problems)
+    images, used = {}, set()
+    for image_id, xml in xmls.items():
+        image = _from_xml(root, xml, image_id, images_dir, files.get(image_id), labels, problems, escaped=True)
+        if image is not None:
+            image.split = split_of.get(image_id)
+            images[image_id] = image
+            used.add(image.file)
+    for image_id, path in files.items():
+        if image_id not in images and path not in used:
+            images[image_id] = ImportImage(path=_clean(relative(images_dir, path), True), split=split_of.get(image_id), file=path)
+    missing = sorted(set(split_of) - set(images))
+    if missing:
+        problems.append((relative(root, base / "ImageSets") if base != root else "ImageSets",
+                         f"{len(missing)} listed ids have no XML and no image in JPEGImages: {', '.join(missing[:SHOWN_IDS])}"))
+    return sorted(images.values(), key=lambda image: image.path)
+
+
+def _parse_loose(root: Path, labels: _Labels, problems: list) -> list[ImportImage]:
+    """XMLs without the VOC folders: one uploaded file, or LabelImg's XMLs beside their images."""
+    images, refusals = [], []
+    for xml in data_files(root, ".xml"):
+        image = _from_xml(root, xml, xml.stem, xml.parent, None, labels, refusals, escaped=False)
+        if image is not None:
+            images.append(image)
+    if not images:
+        why = "; ".join(f"{where}: {reason}" for where, reason in refusals[:3])
+        raise NotThisFormat("Not Pascal VOC: no Annotations/ or JPEGImages/ folder and no XML with an <annotation> root "
+                            f"({why or 'no .xml file'})")
+    problems += refusals
+    return images
+
+
+def _clean(path: str, escaped: bool) -> str:
+    """A <filename> as an image path: "/"-separated, no "." or ".." (it names a place in the dataset,
+    not outside it), unescaped where our export escaped unsafe characters (folders_zip.safe_segment)."""
+    parts = [part for part in path.replace("\\", "/").split("/") if part not in ("", ".", "..")]
+    return "/".join(unquote(part) if escaped else part for part in parts)
+
+
+def _from_xml(root: Path, xml: Path, image_id: str, images_dir: Path, by_id: Path | None, labels: _Labels,
+              problems: list, escaped: bool) -> ImportImage | None:
+    """The XML's image; None (and a problem) when the XML cannot be read and names no image file."""
+    where = relative(root, xml)
+    try:
+        tree = read_xml(xml)
+        if tree.tag != "annotation":
+            raise ValueError(f"its root element is <{tree.tag}>, not VOC's <annotation>")
+    except (ElementTree.ParseError, ValueError, OSError) as error:
+        problems.append((where, f"not read: {error}"))
+        if by_id is None:
+            return None
+        # The image is still imported, without annotations that its XML may have had.
+        return ImportImage(path=_clean(relative(images_dir, by_id), escaped), file=by_id,
+                           problems=[f"{where} could not be read, so its annotations are not known"])
+    filename = (tree.findtext("filename") or "").strip()
+    file = (_inside(root, images_dir / filename) if filename else None) or by_id
+    if file is None and not filename and images_dir.is_dir():
+        file = next((p for p in sorted(images_dir.iterdir()) if p.stem == xml.stem and p.suffix.lower() in IMAGE_EXTENSIONS), None)
+    if _clean(filename, escaped):
+        path = filename
+    elif file is not None:
+        path = relative(images_dir, file)
+    else:
+        problems.append((where, "no <filename> and no image file of the same name: the image it annotates is not known"))
+        return None
+    image = ImportImage(path=_clean(path, escaped), width=_size(tree, "width"), height=_size(tree, "height"),
+                        units="pixel", file=file)
+    for index, element in enumerate(tree.findall("object"), start=1):
+        annotation = _object(element, image.problems, f"object {index}")
+        if annotation is not None:
+            image.annotations.append(annotation)
+            labels.use(annotation.label, annotation.attributes)
+        parts = len(element.findall("part"))
+        if parts:
+            name = annotation.label if annotation else "?"
+            problems.append((where, f"object {index} ({name}): {parts} <part> left out, Loupe has no parts of an object"))
+    return image
+
+
+def _size(tree: ElementTree.Element, key: str) -> int | None:
+    try:
+        value = float(tree.findtext(f"size/{key}") or "")
+    except ValueError:
+        return None
+    # Some tools write 0 for a size they did not know: the image's own is used.
+    return int(value) if value.is_integer() and value > 0 else None
+
+
+def _flag(text: str | None) -> bool | None:
+    value = (text or "").strip().lower()
+    return True if value in TRUE else False if value in FALSE else None
+
+
+def _object(element: ElementTree.Element, problems: list[str], where: str) -> ImportAnnotation | None:
+    name = (element.findtext("name") or "").strip()
+    if not name:
+        problems.append(f"{where}: no <name>, so no label")
+        return None
+    corners = []
+    for key in ("xmin", "ymin", "xmax", "ymax"):
+        text = element.findtext(f"bndbox/{key}")
+        try:
+            corners.append(float(text))
+        except (TypeError, ValueError):
+            problems.append(f"{where} ({name}): " + (f"bndbox {key} is {text!r}, not a number" if text is not None else f"no bndbox {key}"))
+            return None
+    if not all(map(math.isfinite, corners)):
+        problems.append(f"{where} ({name}): bndbox {corners} is not finite")
+        return None
+    xmin, ymin, xmax, ymax = corners
+    width, height = xmax - xmin + 1, ymax - ymin + 1
+    if width <= 0 or height <= 0:
+        problems.append(f"{where} ({name}): bndbox ends before it starts ({xmin}, {ymin} to {xmax}, {ymax})")
+        return None
+    attributes = {}
+    for key in FLAGS:
+        value = _flag(element.findtext(key))
+        if value is None:
+            problems.append(f"{where} ({name}): <{key}> is {element.findtext(key)!r}, not 0 or 1; left out")
+        elif value:
+            attributes[key] = True
+    pose = (element.findtext("pose") or "").strip()
+    if pose and pose != DEFAULT_POSE:
+        attributes["pose"] = pose
+    for action in element.find("actions") if element.find("actions") is not None else ():
+        if _flag(action.text) and action.tag not in attributes:
+            attributes[action.tag] = True
+    return ImportAnnotation(label=name, shape="box", geometry={"x": xmin - 1, "y": ymin - 1, "width": width, "height": height},
+                            attributes=attributes)
+
+
+def _splits(root: Path, base: Path, known: set[str], problems: list) -> dict[str, str]:
+    """Image id -> split from the ImageSets lists; an id only in trainval trains."""
+    split_of: dict[str, str] = {}
+    for folder in SET_FOLDERS:
+        directory = base / "ImageSets" / folder
+        found: dict[str, str] = {}
+        for voc_set, split in (*SPLIT_OF_SET.items(), ("trainval", "train")):
+            listed = directory / f"{voc_set}.txt"
+            if not listed.is_file():
+                continue
+            try:
+                lines = listed.read_text(encoding="utf-8-sig").splitlines()
+            except (UnicodeDecodeError, OSError) as error:
+                problems.append((relative(root, listed), f"not read: {error}"))
+                continue
+            for line in lines:
+                # An id a line (our ids may hold spaces); Layout's and Action's lists add an object number.
+                image_id = line.strip() if folder == "Main" or line.strip() in known else (line.split() or [""])[0]
+                if not image_id:
+                    continue
+                if voc_set != "trainval" and found.get(image_id, split) != split:
+                    problems.append((relative(root, listed), f"{image_id} is listed in {found[image_id]} too: kept there"))
+                found.setdefault(image_id, split)
+        for image_id, split in found.items():
+            split_of.setdefault(image_id, split)
+    return split_of
+
+
+def _read_labelmap(root: Path, base: Path, labels: _Labels, problems: list) -> None:
+    """CVAT's labelmap.txt ("name:r,g,b:parts:actions"), which our export writes: label order and colours."""
+    path = base / "labelmap.txt"
+    if not path.is_file():
+        return
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (UnicodeDecodeError, OSError) as error:
+        problems.append((relative(root, path), f"not read: {error}"))
+        return
+    background = True
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.rsplit(":", 3)  # a name may hold ":"; the three fields after it cannot
+        if len(fields) < 2:
+            problems.append((f"{relative(root, path)}:{line_number}", f"not name:r,g,b: {line[:100]!r}"))
+            continue
+        name, rgb = fields[0].strip(), fields[1].strip()
+        if background and name == "background":
+            background = False  # VOC's class 0, not a label
+            continue
+        color = None
+        try:
+            channels = [int(c) for c in rgb.split(",")] if rgb else []
+            if channels:
+                if len(channels) != 3 or not all(0 <= c <= 255 for c in channels):
+                    raise ValueError
+                color = "#{:02x}{:02x}{:02x}".format(*channels)
+        except ValueError:
+            problems.append((f"{relative(root, path)}:{line_number}", f"the colour of {name!r} is not r,g,b: {rgb[:50]!r}"))
+        if name:
+            labels.add(name, color)

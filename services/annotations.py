@@ -379,6 +379,17 @@ def replace_annotations(image: Image, user: User, annotations, based_on_revision
     return _store(image, user, "save", _state_after_save, based_on_revision, records, fold=fold and based_on_revision is not None)
 
 
+def _state_after_predictions(image: Image) -> ImageState:
+    return ImageState.prelabeled if image.state in (ImageState.unlabeled, ImageState.prelabeled) else image.state
+
+
+def import_annotations(image: Image, user: User, records: list[dict], predictions: bool) -> dict:
+    """Replace the image's annotations with an import's (checked as a save is), as a revision of
+    its own. Predictions alone put an image nobody has labeled in prelabeled (SPEC section 5)."""
+    clean = validate_annotations(image, records, {label.id: label for label in dataset_labels(image.dataset_id)})
+    return _store(image, user, "import", _state_after_predictions if predictions else _state_after_save, None, clean)
+
+
 def needs_review(image: Image) -> bool:
     """Whether a submit goes to review: the image is in a labeling task that asks for review."""
     return bool(db.session.scalar(select(exists().where(

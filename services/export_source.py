@@ -6,17 +6,30 @@ records of formats/base.py, so every format exports either.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Collection, Iterator
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import String, Text, and_, bindparam, case, cast, exists, func, null, select, type_coerce
+from sqlalchemy.orm import aliased
 
 from core.extensions import db
 from core.storage import get_storage
-from formats.base import ExportAnnotation, ExportImage, ExportLabel
+from formats.base import ROW_FIELDS, ExportAnnotation, ExportImage, ExportLabel
 from models import Annotation, Dataset, Folder, Image, ImageTag, Label, Tag
 
 PAGE = 1000  # images per keyset page: one query for them, one for their annotations, one for tags
+ROWS_PAGE = 10_000  # images per page of rows(): a row costs far less than a record
+# Rows taken from the cursor at once. Few enough to be freed before the garbage collector's first
+# generation fills: a page's worth alive at once is promoted, and the full collections that follow
+# walk every object of the process (they doubled the cost of a row, and more).
+FETCH = 500
+EMPTY_JSON = (None, "{}", "null")  # a JSON column's text when it holds nothing
+
+
+def _raw(column):
+    """An enum column as the string stored (its value): no enum object made per row."""
+    return type_coerce(column, String)
 
 
 @dataclass(frozen=True)
@@ -96,9 +109,9 @@ class LiveSource:
         self.dataset_name = self.dataset.name
         self.dataset_type = self.dataset.type.value
 
-    def _query(self):
+    def _query(self, *columns):
         return filtered(
-            select(Image.id).where(Image.dataset_id == self.dataset.id), self.filter,
+            select(*(columns or (Image.id,))).where(Image.dataset_id == self.dataset.id), self.filter,
             split=Image.split, state=Image.state, image_id=Image.id,
             has_label=lambda ids: exists().where(Annotation.image_id == Image.id, Annotation.label_id.in_(ids)),
         )
@@ -113,49 +126,87 @@ class LiveSource:
         return db.session.scalar(query)
 
     def images(self) -> Iterator[ExportImage]:
+        # Rows and columns through the connection, not entities: nothing of a page stays in the
+        # session (expunging it would also detach the running job's row, whose progress would then
+        # never be written), and at 500,000 annotations the ORM's result layer costs more than the query.
+        query = self._query(
+            Image.id, Image.file_name, Folder.path, Image.storage_key, Image.width, Image.height, Image.byte_size,
+            Image.format, _raw(Image.split), _raw(Image.state), Image.external_id,
+        ).outerjoin(Folder, Folder.id == Image.folder_id).order_by(Image.id).limit(PAGE)
         after = 0
-        while True:
-            ids = db.session.scalars(self._query().where(Image.id > after).order_by(Image.id).limit(PAGE)).all()
-            if not ids:
-                return
-            # Rows and columns, not entities: nothing of a page stays in the session (expunging it
-            # would also detach the running job's row, whose progress would then never be written).
-            yield from self._page(ids)
-            after = ids[-1]
+        while rows := db.session.connection().execute(query.where(Image.id > after)).all():
+            yield from self._page(rows, after)
+            after = rows[-1][0]
 
-    def _page(self, ids: list[int]) -> Iterator[ExportImage]:
-        rows = db.session.connection().execute(
-            select(Image.id, Image.file_name, Folder.path, Image.storage_key, Image.width, Image.height, Image.byte_size,
-                   Image.format, Image.split, Image.state, Image.external_id)
-            .outerjoin(Folder, Folder.id == Image.folder_id).where(Image.id.in_(ids)).order_by(Image.id)
-        ).all()
-        annotations: dict[int, list] = {}
-        query = select(Annotation.image_id, Annotation.label_id, Annotation.shape, Annotation.geometry, Annotation.attributes,
-                       Annotation.text, Annotation.source, Annotation.score).where(Annotation.image_id.in_(ids))
+    def _page(self, rows: list, after: int) -> Iterator[ExportImage]:
+        # The page's images named by the query that found them, not by a list of their ids: a
+        # thousand bound values are a thousand names to render into every statement.
+        ids = self._query().where(Image.id > after, Image.id <= rows[-1][0])
+        query = select(
+            Annotation.image_id, Annotation.label_id, Annotation.shape, cast(Annotation.geometry, Text),
+            cast(Annotation.attributes, Text), Annotation.text, Annotation.source, Annotation.score,
+        ).where(Annotation.image_id.in_(ids))
         if self.filter.label_ids:
             query = query.where(Annotation.label_id.in_(self.filter.label_ids))
+        connection = db.session.connection()
+        found = connection.execute(query.order_by(Annotation.image_id, Annotation.id)).all()
+        # The page's geometries decoded in one call, as the text the database holds: a call per
+        # annotation costs twice the parsing; most attributes are empty and need no parser at all.
+        geometries = json.loads("[" + ",".join(row[3] or "null" for row in found) + "]")
+        annotations: dict[int, list] = {}
         target_of = self._target_of
-        # Through the connection, as plain tuples: at 500,000 annotations the ORM's result layer and
-        # a mapping per row cost more than the query.
-        for image_id, label_id, shape, geometry, attributes, text, source, score in db.session.connection().execute(
-            query.order_by(Annotation.image_id, Annotation.id)
-        ):
+        for (image_id, label_id, shape, _, attributes, text, source, score), geometry in zip(found, geometries):
             annotations.setdefault(image_id, []).append(ExportAnnotation(
-                label_id=target_of[label_id], shape=shape, geometry=geometry or {}, attributes=attributes or {},
-                text=text, source=source or "human", score=score,
+                target_of[label_id], shape, geometry or {}, {} if attributes in EMPTY_JSON else json.loads(attributes) or {},
+                text, source or "human", score,
             ))
         tags: dict[int, list[str]] = {}
-        for image_id, name in db.session.execute(
-            select(ImageTag.image_id, Tag.name).join(Tag, Tag.id == ImageTag.tag_id).where(ImageTag.image_id.in_(ids)).order_by(ImageTag.image_id, Tag.name)
+        for image_id, name in connection.execute(
+            select(ImageTag.image_id, Tag.name).join(Tag, Tag.id == ImageTag.tag_id)
+            .where(ImageTag.image_id.in_(ids)).order_by(ImageTag.image_id, Tag.name)
         ):
             tags.setdefault(image_id, []).append(name)
-        for row in rows:
+        for image_id, file_name, folder, key, width, height, byte_size, format_, split, state, external_id in rows:
             yield ExportImage(
-                id=row.id, file_name=row.file_name, folder_path=row.path or "", storage_key=row.storage_key,
-                width=row.width, height=row.height, byte_size=row.byte_size, format=row.format,
-                split=row.split.value, state=row.state.value, external_id=row.external_id,
-                tags=tuple(tags.get(row.id, ())), annotations=tuple(annotations.get(row.id, ())),
+                image_id, file_name, folder or "", key, width, height, byte_size, format_, split, state, external_id,
+                tuple(tags.get(image_id, ())), tuple(annotations.get(image_id, ())),
             )
+
+    def rows(self, fields: Collection[str] = ROW_FIELDS) -> Iterator[tuple]:
+        # One join per page of images, its rows handed on as the database gives them: the tag map is
+        # applied in the query, the folder and split come as the strings records hold, and a field
+        # not asked for is a NULL (a column read costs as much as the rest of the row).
+        # An alias: the label filter's EXISTS over annotations must not correlate with the join's.
+        annotation = aliased(Annotation)
+        label_id = annotation.label_id
+        if any(source != target for source, target in self._target_of.items()):
+            label_id = case(self._target_of, value=annotation.label_id)
+        joined = annotation.image_id == Image.id
+        if self.filter.label_ids:
+            joined = and_(joined, annotation.label_id.in_(self.filter.label_ids))
+        columns = {
+            "image_id": Image.id, "file_name": Image.file_name, "folder_path": func.coalesce(Folder.path, ""),
+            "storage_key": Image.storage_key, "width": Image.width, "height": Image.height, "split": _raw(Image.split),
+            "label_id": label_id, "shape": annotation.shape, "geometry": annotation.geometry,
+        }
+        wanted = {"image_id", *fields}  # the id always: it is what tells one image's rows from the next
+        query = self._query(*(columns[name] if name in wanted else null() for name in ROW_FIELDS)).outerjoin(annotation, joined)
+        if "folder_path" in wanted:
+            query = query.outerjoin(Folder, Folder.id == Image.folder_id)
+        query = query.order_by(Image.id, annotation.id)
+        # Pages by a range of ids whose end is found first (an index read): a join limited to
+        # `IN (the page's ids)` costs a quarter more per row.
+        ends = self._query().where(Image.id > bindparam("after")).order_by(Image.id).offset(ROWS_PAGE - 1).limit(1)
+        connection, after = db.session.connection(), 0
+        while True:
+            last = connection.scalar(ends, {"after": after})
+            page = query.where(Image.id > after)
+            rows = connection.execute(page if last is None else page.where(Image.id <= last))
+            while batch := rows.fetchmany(FETCH):
+                yield from batch
+            if last is None:
+                return
+            after = last
 
     def open(self, storage_key: str) -> BinaryIO:
         return get_storage().open(storage_key)

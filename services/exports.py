@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from core.errors import INT32_MAX, INT64_MAX, Conflict, Gone, Invalid, LoupeError, parse_int
 from core.extensions import db
-from formats import FORMATS, get_format
+from formats import EXPORTS
 from formats.base import ExportOptions
 from models import Dataset, Export, Image, ImageState, JobStatus, Label, Split, User, Version
 from models.base import utcnow
@@ -194,9 +194,9 @@ def parse_request(dataset: Dataset, raw: dict) -> ExportRequest:
     if unknown:
         raise _refuse(unknown[0], f"Unknown option {unknown[0]!r}; exports take {', '.join(SOURCE_OPTIONS + FORMAT_OPTIONS)}")
     key = raw.get("format")
-    fmt = get_format(key) if isinstance(key, str) else None
+    fmt = EXPORTS.get(key) if isinstance(key, str) else None
     if fmt is None:
-        known = ", ".join(FORMATS)
+        known = ", ".join(EXPORTS)
         raise _refuse("format", f"Unknown format {key!r}; use one of {known}" if key else f"Choose a format: one of {known}")
     if dataset.type.value not in fmt.DATASET_TYPES:
         raise _refuse("format", f"The {fmt.TITLE} format cannot export a {dataset.type.value} dataset")
@@ -347,7 +347,7 @@ def file_key(export_id: int, file_name: str) -> str:
 
 def formats_for(dataset: Dataset) -> list:
     """The format modules that export this dataset's type, in the registry's order."""
-    return [fmt for fmt in FORMATS.values() if dataset.type.value in fmt.DATASET_TYPES]
+    return [fmt for fmt in EXPORTS.values() if dataset.type.value in fmt.DATASET_TYPES]
 
 
 def released_versions(dataset: Dataset) -> list[Version]:

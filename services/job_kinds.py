@@ -38,6 +38,8 @@ class JobKind:
 
 
 IMPORT = JobKind("import", "workers.imports.import_upload", "imports", IMPORTING, ALLOW)
+# One at a time per dataset: two imports of annotations would replace the same images' in turn.
+IMPORT_ANNOTATIONS = JobKind("import_annotations", "workers.annotation_imports.import_annotations", "imports", IMPORTING, ONE_PER_DATASET)
 DELETE_DATASET = JobKind("delete_dataset", "workers.datasets.delete_dataset", "datasets", DELETING, ONE_PER_DATASET)
 REFRESH_COUNTERS = JobKind("refresh_counters", "workers.datasets.refresh_counters", "datasets", None, ALLOW)
 REFRESH_LABEL_COUNTERS = JobKind("refresh_label_counters", "workers.labels.refresh_label_counters", "datasets", None, ALLOW)
@@ -51,6 +53,6 @@ RELEASE_VERSION = JobKind("release_version", "workers.versions.release_version",
 AUTO_SPLIT = JobKind("auto_split", "workers.splits.auto_split", "datasets", None, SAME_ARGS)
 
 KINDS = {kind.key: kind for kind in (
-    IMPORT, DELETE_DATASET, REFRESH_COUNTERS, REFRESH_LABEL_COUNTERS, DELETE_LABEL, MERGE_LABELS, BULK_EDIT,
+    IMPORT, IMPORT_ANNOTATIONS, DELETE_DATASET, REFRESH_COUNTERS, REFRESH_LABEL_COUNTERS, DELETE_LABEL, MERGE_LABELS, BULK_EDIT,
     EXPORT, CLEANUP_EXPORTS, RELEASE_VERSION, AUTO_SPLIT,
 )}

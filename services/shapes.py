@@ -166,6 +166,11 @@ def from_percent(shape: str, geometry: dict, width: int, height: int) -> dict:
     return _scale(shape, geometry, width / 100, height / 100)
 
 
+def from_fraction(shape: str, geometry: dict, width: int, height: int) -> dict:
+    """Geometry in fractions (0-1) of the width and height, as YOLO and Label Studio give it, in pixels."""
+    return _scale(shape, geometry, width, height)
+
+
 def convert(shape: str, geometry: dict, width: int, height: int, coordinates: str) -> dict:
     """Geometry in the export's coordinates: "pixel" (as stored) or "percent"."""
     return to_percent(shape, geometry, width, height) if coordinates == "percent" else geometry
@@ -211,3 +216,15 @@ def area_in(shape: str, geometry: dict, width: int, height: int, coordinates: st
 def flatten(vertices) -> list[float]:
     """[(x, y), ...] as [x1, y1, x2, y2, ...]: a COCO segmentation polygon, a YOLO polygon row."""
     return [c for vertex in vertices for c in vertex]
+
+
+def ellipse_outline(cx: float, cy: float, rx: float, ry: float, degrees: float = 0.0) -> list[list[float]]:
+    """CIRCLE_VERTICES points on an ellipse rotated clockwise (y down) about its centre."""
+    turn = math.radians(degrees)
+    cos_t, sin_t = math.cos(turn), math.sin(turn)
+    points = []
+    for i in range(CIRCLE_VERTICES):
+        a = 2 * math.pi * i / CIRCLE_VERTICES
+        x, y = rx * math.cos(a), ry * math.sin(a)
+        points.append([cx + x * cos_t - y * sin_t, cy + x * sin_t + y * cos_t])
+    return points

@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 from core.errors import INT32_MAX, Conflict, Invalid, LoupeError, NotFound
 from core.extensions import db
 from core.storage import get_storage
-from formats.base import ExportImage
+from formats.base import ExportImage, rows_of
 from models import Annotation, Dataset, Folder, Image, ImageTag, Job, JobStatus, Label, Tag, User, Version, VersionImage
 from services.export_source import ExportFilter, annotation_record, filtered, label_dict, merged_labels
 from services.images import release_if_unused
@@ -410,6 +410,10 @@ class VersionSource:
             # its progress and end would then never be written.
             for row in rows:
                 db.session.expunge(row)
+
+    def rows(self, fields=()) -> Iterator[tuple]:
+        # A snapshot keeps an image's annotations in its row, so its records are what rows are made from.
+        return rows_of(self.images())
 
     def _record(self, row: VersionImage) -> ExportImage:
         wanted = set(self.filter.label_ids)

@@ -4,11 +4,15 @@ import io
 import itertools
 import random
 
+from flask import current_app
 from PIL import Image as PILImage
 from werkzeug.security import generate_password_hash
 
 from core.extensions import db
-from models import Assignment, Dataset, DatasetMember, LabelingTask, Role, User
+from core.storage import get_storage
+from models import Assignment, Dataset, DatasetMember, Image, LabelingTask, Role, User
+from models.image import thumbnail_key_for
+from services import imaging
 from services.accounts import create_token
 from services.datasets import create_dataset
 
@@ -65,3 +69,24 @@ def image_bytes(size: tuple[int, int] = (64, 48), fmt: str = "JPEG", color=None,
 def token_for(user: User) -> dict:
     _, secret = create_token(user, "test")
     return {"Authorization": f"Token {secret}"}
+
+
+def imported_image(dataset: Dataset, file_name: str, data: bytes, *, owner: User | None = None, **columns) -> Image:
+    """The row and stored files an import of `data` leaves (decoded, measured and thumbnailed by the
+    import's own services.imaging.process), without an upload and a worker run: for tests of what
+    happens to images after the import, which is tested in tests/workers."""
+    config = current_app.config
+    processed = imaging.process(data, config["LOUPE_MAX_IMAGE_PIXELS"], config["LOUPE_THUMBNAIL_SIZE"])
+    storage = get_storage()
+    stored = storage.put_stream(io.BytesIO(data))
+    storage.put_bytes(thumbnail_key_for(stored.key), processed.thumbnail)
+    image = Image(
+        dataset_id=dataset.id, file_name=file_name, storage_key=stored.key, width=processed.info.width,
+        height=processed.info.height, byte_size=stored.size, format=processed.info.format,
+        orientation=processed.info.orientation, phash=processed.phash, created_by_id=owner.id if owner else None, **columns,
+    )
+    db.session.add(image)
+    dataset.image_count = (dataset.image_count or 0) + 1
+    dataset.total_bytes = (dataset.total_bytes or 0) + stored.size
+    db.session.commit()
+    return image

@@ -4,6 +4,7 @@ import contextvars
 import io
 import re
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask.testing import FlaskClient
@@ -12,6 +13,9 @@ from sqlalchemy import event
 from core.extensions import db
 from models import DatasetMember, Image, Role, User
 from tests.factories import make_user
+
+# A byte-for-byte copy of ../shared/fixtures/formats (third-party annotation files; see its README).
+FORMAT_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
 
 
 class IsolatedClient(FlaskClient):

@@ -6,8 +6,10 @@ into storage and offered: a partial or wrong file is never downloadable. A re-ru
 opens the temp file afresh and starts over; the file is a function of the export's options.
 """
 
+import gc
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import current_app
@@ -15,7 +17,7 @@ from sqlalchemy import delete, select
 
 from core.extensions import db
 from core.storage import get_storage
-from formats import get_format
+from formats import EXPORTS
 from models import Export, Job
 from models.base import utcnow
 from services import exports as service
@@ -40,7 +42,7 @@ def run_export(job_id: str, export_id: int) -> None:
         if export is None:
             raise service.ExportMismatch(f"Export {export_id} was deleted before it was written")
         request = service.ExportRequest.from_stored(export.options)
-        fmt = get_format(export.format)
+        fmt = EXPORTS.get(export.format)
         if fmt is None:
             raise service.ExportMismatch(f"The {export.format!r} format is no longer available; make a new export")
         source = service.source_for(export, request)
@@ -50,10 +52,12 @@ def run_export(job_id: str, export_id: int) -> None:
         part = temp_path(export.id)
         part.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(part, "wb") as out:  # "wb": a re-run after a crash starts from an empty file
+            # "wb": a re-run after a crash starts from an empty file
+            with open(part, "wb") as out, _collector_sets_the_app_aside():
                 written = fmt.export(source, request.options, out, run.progress)
             run.progress(total, message="Counting the written file", force=True)
-            in_file = fmt.count(part, request.options)
+            with _collector_sets_the_app_aside():
+                in_file = fmt.count(part, request.options)
             problems = written.differences(in_file) + _database_differences(source, written)
             if problems:
                 raise service.ExportMismatch(
@@ -79,6 +83,22 @@ def run_export(job_id: str, export_id: int) -> None:
         run.job.result = {"export_id": export.id, "file_name": file_name, "byte_size": size,
                           "images": in_file.images, "annotations": in_file.annotations}
         run.job.message = f"Exported {in_file.images:,} images and {in_file.annotations:,} annotations"
+
+
+@contextmanager
+def _collector_sets_the_app_aside():
+    """Full passes of the garbage collector walk only the objects made since this began.
+
+    Writing or counting a file makes and drops records by the million, and every so often a full
+    pass runs; it would also walk the app's own objects (150,000 and more, alive as long as the
+    process), which cost a fifth of a COCO export's time. They are set aside (gc.freeze) for
+    the while and handed back after; nothing of the export is kept from the collector.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _database_differences(source, written) -> list[str]:

@@ -24,26 +24,13 @@ CHUNK_SECONDS = 1.0
 def import_upload(job_id: str, upload_id: int) -> dict:
     """Import every pending file of an upload; a re-run skips the files already done."""
     with app_context(), job_run(job_id) as run:
-        upload = db.session.get(Upload, upload_id)
-        threads = current_app.config["LOUPE_IMPORT_THREADS"]
-        with ThreadPoolExecutor(threads) as pool:
-            importer = _Importer(upload.dataset_id, upload.user_id, upload.split, pool, threads)
-            total = db.session.scalar(select(func.count()).where(ImportItem.upload_id == upload_id))
-            done = db.session.scalar(
-                select(func.count()).where(ImportItem.upload_id == upload_id, ImportItem.status != ImportItemStatus.pending)
-            )
-            run.progress(done, total, "Importing", force=True)
-            # The ledger is the checkpoint: only pending items are read, in id order.
-            pending = (
-                select(ImportItem.id, ImportItem.file_name, ImportItem.folder_path, ImportItem.storage_key, ImportItem.byte_size)
-                .where(ImportItem.upload_id == upload_id, ImportItem.status == ImportItemStatus.pending)
-                .order_by(ImportItem.id)
-                .limit(CHUNK)
-            )
-            while items := db.session.execute(pending).all():
-                done += importer.import_chunk(items)
-                run.progress(done, total, f"Imported {done} of {total}")
-        run.progress(done, total, "Done", force=True)
+        total = db.session.scalar(select(func.count()).where(ImportItem.upload_id == upload_id))
+        done = db.session.scalar(
+            select(func.count()).where(ImportItem.upload_id == upload_id, ImportItem.status != ImportItemStatus.pending)
+        )
+        run.progress(done, total, "Importing", force=True)
+        import_pending(upload_id, lambda n: run.progress(done + n, total, f"Imported {done + n} of {total}"))
+        run.progress(total, total, "Done", force=True)
         result = summarize(upload_id)
         run.job.result = result
         run.job.errors = [
@@ -58,6 +45,25 @@ def import_upload(job_id: str, upload_id: int) -> dict:
         run.job.error_count = result["failed"] + result["duplicates"]
         run.job.message = f"{result['imported']} imported, {result['duplicates']} duplicates, {result['failed']} failed"
         return result
+
+
+def import_pending(upload_id: int, progress) -> None:
+    """Import the upload's pending ledger items, a chunk per transaction, calling progress(n) with
+    how many this call has done. The ledger is the checkpoint: a re-run reads only pending items."""
+    upload = db.session.get(Upload, upload_id)
+    threads = current_app.config["LOUPE_IMPORT_THREADS"]
+    pending = (
+        select(ImportItem.id, ImportItem.file_name, ImportItem.folder_path, ImportItem.storage_key, ImportItem.byte_size)
+        .where(ImportItem.upload_id == upload_id, ImportItem.status == ImportItemStatus.pending)
+        .order_by(ImportItem.id)
+        .limit(CHUNK)
+    )
+    with ThreadPoolExecutor(threads) as pool:
+        importer = _Importer(upload.dataset_id, upload.user_id, upload.split, pool, threads)
+        done = 0
+        while items := db.session.execute(pending).all():
+            done += importer.import_chunk(items)
+            progress(done)
 
 
 def summarize(upload_id: int) -> dict:

@@ -9,7 +9,7 @@ from blueprints.api.base import Blueprint, Extended
 from blueprints.api.schemas import JobSchema, Timestamp, _values
 from core.files import send_object
 from core.permissions import requires
-from formats import FORMATS
+from formats import EXPORTS
 from models import ImageState, Split
 from services import exports as service
 
@@ -33,7 +33,7 @@ def _one_or_list(values: list[str], description: str) -> dict:
 
 
 class ExportArgs(Schema):
-    format = fields.String(required=True, metadata={"enum": list(FORMATS), "description": "Which file to make; each format exports the dataset types it can"})
+    format = fields.String(required=True, metadata={"enum": list(EXPORTS), "description": "Which file to make; each format exports the dataset types it can"})
     version = fields.Integer(strict=True, metadata={"minimum": 1, "description": "A released version of this dataset; the live dataset without it"})
     split = fields.Raw(metadata=_one_or_list(_values(Split), "Only images of these splits"))
     state = fields.Raw(metadata=_one_or_list(_values(ImageState), "Only images in these states"))

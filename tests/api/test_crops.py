@@ -9,12 +9,11 @@ from PIL import Image as PILImage
 
 from core.extensions import db
 from core.storage import get_storage
-from models import Annotation, Image
+from models import Annotation
 from services.annotations import replace_annotations
 from services.labels import create_label
-from tests.factories import assign, image_bytes, make_dataset, make_user, token_for
+from tests.factories import assign, image_bytes, imported_image, make_dataset, make_user, token_for
 from tests.support import actor
-from tests.workers.helpers import upload_files
 
 
 def decode(uri: str) -> PILImage.Image:
@@ -30,15 +29,17 @@ def geometry_box(x, y, w, h) -> dict:
 
 
 @pytest.fixture
-def labeled(app_ctx, run_jobs):
-    """A detection dataset of two imported 16x12 images: cat has two boxes and a polygon, dog one box."""
+def labeled(app_ctx):
+    """A detection dataset of two imported 16x12 images: cat has two boxes and a polygon, dog one box.
+
+    The images are made as an import leaves them, not uploaded: crops read stored files, and the
+    upload path (tested in tests/workers) was most of each test's time."""
     owner = make_user()
     dataset = make_dataset(owner, type="detection")
     cat = create_label(dataset, name="cat", default_shape="box")
     dog = create_label(dataset, name="dog", default_shape="box")
-    upload_files(dataset, owner, [("a.jpg", image_bytes((16, 12), seed=1)), ("b.jpg", image_bytes((16, 12), seed=2))])
-    run_jobs()
-    first, second = db.session.scalars(db.select(Image).where(Image.dataset_id == dataset.id).order_by(Image.id)).all()
+    first = imported_image(dataset, "a.jpg", image_bytes((16, 12), seed=1), owner=owner)
+    second = imported_image(dataset, "b.jpg", image_bytes((16, 12), seed=2), owner=owner)
     replace_annotations(first, owner, [
         {"label_id": cat.id, "shape": "box", "geometry": geometry_box(1, 2, 6, 5)},
         {"label_id": dog.id, "shape": "box", "geometry": geometry_box(0, 0, 3, 3)},
@@ -97,13 +98,11 @@ def test_pages_follow_the_cursor_and_index_counts_the_images_earlier_crops(clien
     assert seen[-1]["index"] == 1  # the first image's second crop, alone on its page
 
 
-def test_the_default_page_is_twenty_crops(client, app_ctx, run_jobs):
+def test_the_default_page_is_twenty_crops(client, app_ctx):
     owner = make_user()
     dataset = make_dataset(owner, type="detection")
     cat = create_label(dataset, name="cat", default_shape="box")
-    upload_files(dataset, owner, [("many.jpg", image_bytes((16, 12), seed=3))])
-    run_jobs()
-    image = db.session.scalar(db.select(Image).where(Image.dataset_id == dataset.id))
+    image = imported_image(dataset, "many.jpg", image_bytes((16, 12), seed=3), owner=owner)
     replace_annotations(image, owner, [{"label_id": cat.id, "shape": "box", "geometry": geometry_box(i % 8, 0, 8, 12)} for i in range(21)])
     headers = token_for(owner)
 

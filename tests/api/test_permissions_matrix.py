@@ -48,6 +48,11 @@ def upload_body(w, user) -> dict:
     return {"data": {"files": [(io.BytesIO(image_bytes(seed=99)), "new.jpg")]}, "content_type": "multipart/form-data"}
 
 
+def annotation_import_body(w, user) -> dict:
+    csv = b"image_name,label_name\nnew.jpg,cat\n"
+    return {"data": {"kind": "annotations", "format": "csv", "file": (io.BytesIO(csv), "labels.csv")}, "content_type": "multipart/form-data"}
+
+
 def with_revision(w, user) -> dict:
     """Give the image a revision 1 to restore."""
     from services.annotations import replace_annotations
@@ -188,6 +193,7 @@ ROWS = [
     Row("api-labels.crops", "GET", "/api/v1/datasets/{ds}/labels/{lbl}/crops", managers(200)),  # an export of pixels
     # Exports: release versions, export, download (SPEC section 4): managers and up.
     Row("api-exports.create", "POST", "/api/v1/datasets/{ds}/exports", managers(202), lambda w, u: {"json": {"format": "json"}}),
+    Row("api-imports.create", "POST", "/api/v1/datasets/{ds}/imports", managers(202), annotation_import_body),
     Row("api-exports.index", "GET", "/api/v1/datasets/{ds}/exports", managers(200)),
     Row("api-exports.csv_shortcut", "GET", "/api/v1/datasets/{ds}/csv?test=20&validation=10", managers(202)),
     Row("api-exports.show", "GET", "/api/v1/exports/{export}", managers(200)),

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from core.extensions import db
-from models import DatasetMember, Image, Role, Version
+from models import DatasetMember, Role, Version
 from services import annotations as annotation_service
 from services import exports as export_service
 from services import images as image_service
@@ -32,8 +32,7 @@ from services import labels as label_service
 from services.accounts import create_token
 from services.datasets import request_refresh_counters
 from tests.conftest import make_app
-from tests.factories import image_bytes, make_dataset, make_user
-from tests.workers.helpers import upload_files
+from tests.factories import image_bytes, imported_image, make_dataset, make_user
 
 
 def _document() -> dict:
@@ -95,9 +94,7 @@ def fuzz_world(app_ctx, run_jobs) -> FuzzWorld:
     admin = make_user(is_admin=True)
     dataset = make_dataset(admin, name="Fuzzed cats")
     other = make_dataset(admin, name="Labels to copy")
-    upload_files(dataset, admin, [(f"cat-{i}.jpg", image_bytes(seed=100 + i)) for i in range(3)])
-    run_jobs()
-    images = db.session.scalars(db.select(Image).where(Image.dataset_id == dataset.id).order_by(Image.id)).all()
+    images = [imported_image(dataset, f"cat-{i}.jpg", image_bytes(seed=100 + i), owner=admin) for i in range(3)]
     images[0].external_id = "ext-1"
     labeler = DatasetMember(dataset_id=dataset.id, user_id=make_user().id, role=Role.labeler)
     db.session.add(labeler)

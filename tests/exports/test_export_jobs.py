@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 from core.extensions import db
 from core.storage import get_storage
-from formats import FORMATS, loupe_json
+from formats import EXPORTS, loupe_json
 from models import Annotation, Export, Image, Job, JobStatus, Split, Version
 from models.base import utcnow
 from services import exports as export_service
@@ -133,7 +133,7 @@ def test_a_format_that_loses_an_annotation_fails_the_job_loudly_and_offers_no_fi
         return loupe_json.export(Lossy(), options, out, progress)
 
     lossy.export = export
-    monkeypatch.setitem(FORMATS, "lossy", lossy)
+    monkeypatch.setitem(EXPORTS, "lossy", lossy)
     response = start(client, export_world, format="lossy")
     assert response.status_code == 202
     run_jobs()

@@ -72,11 +72,11 @@ def test_a_version_of_another_dataset_is_refused(client, export_world):
 def test_a_format_that_cannot_export_the_type_is_refused(client, export_world, monkeypatch):
     import types
 
-    from formats import FORMATS, loupe_json
+    from formats import EXPORTS, loupe_json
 
     fmt = types.SimpleNamespace(**{n: getattr(loupe_json, n) for n in ("OPTIONS", "file_name", "export", "count")})
     fmt.KEY, fmt.TITLE, fmt.DATASET_TYPES = "classes_only", "Classes only", ("classification",)
-    monkeypatch.setitem(FORMATS, "classes_only", fmt)
+    monkeypatch.setitem(EXPORTS, "classes_only", fmt)
     response = start(client, export_world, format="classes_only")
     assert response.status_code == 422
     assert response.get_json()["error"]["message"] == "The Classes only format cannot export a detection dataset"

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 
 from core.extensions import db
 from core.storage import get_storage
-from formats.base import ExportAnnotation, ExportImage, ExportLabel, ExportOptions, Tally
+from formats.base import ExportAnnotation, ExportImage, ExportLabel, ExportOptions, Tally, rows_of
 from models import Image, Split
 from services.annotations import replace_annotations
 from services.images import folder_for
@@ -44,6 +45,9 @@ class MemorySource:
 
     def images(self):
         yield from self.records
+
+    def rows(self, fields=()):
+        return rows_of(self.records)
 
     def count(self) -> int:
         return len(self.records)
@@ -87,6 +91,15 @@ def run_export(module, source: MemorySource, tmp_path, **options) -> tuple[Tally
     assert counted.differences(written) == [], counted.differences(written)
     assert counted.as_dict() | {"skipped": {}, "renamed": 0} == written.as_dict() | {"skipped": {}, "renamed": 0}
     return written, counted, path
+
+
+def export_and_parse(module, source: MemorySource, tmp_path, **options):
+    """Export a one-file format, put the file alone in an upload folder and parse it back."""
+    _, _, path = run_export(module, source, tmp_path, **options)
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    shutil.copy(path, upload)
+    return module.parse(upload)
 
 
 def assert_originals(archive: zipfile.ZipFile, source: MemorySource, paths: dict[int, str]) -> None:

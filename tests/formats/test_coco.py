@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from pycocotools.coco import COCO
 
-from formats import coco, get_format
+from formats import EXPORTS, coco
 from formats.base import ExportOptions
 from services.shapes import AREA_SHAPES, area
 from tests.formats.memory_source import MemorySource, assert_originals, box, circle, labels, polygon, run_export, tag
@@ -185,7 +185,7 @@ def test_count_refuses_an_archive_whose_images_and_instances_differ(detection, t
 
 
 def test_coco_is_registered():
-    assert get_format("coco") is coco
+    assert EXPORTS["coco"] is coco
 
 
 def test_live_dataset_exports_through_the_real_source(app_ctx, tmp_path):

@@ -11,18 +11,15 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from core.errors import Invalid
-from core.extensions import db
-from formats import crops, get_format
+from formats import EXPORTS, crops
 from formats.base import ExportImage, ExportOptions
-from models import Image
 from services import crops as crop_service
 from services.annotations import replace_annotations
 from services.export_source import ExportFilter, LiveSource
 from services.imaging import ImageRejected
 from services.labels import create_label
-from tests.factories import image_bytes, make_dataset, make_user
+from tests.factories import image_bytes, imported_image, make_dataset, make_user
 from tests.formats.memory_source import MemorySource, box, circle, labels, polygon, run_export, tag
-from tests.workers.helpers import upload_files
 
 
 def webp_size(data: bytes) -> tuple[int, int]:
@@ -51,7 +48,7 @@ def test_crops_are_webp_of_their_bounding_box_named_per_image(detection, tmp_pat
 
     written, counted, path = run_export(crops, source, tmp_path, crop_label_id=cat.id)
 
-    assert get_format("crops") is crops
+    assert EXPORTS["crops"] is crops
     assert path.name == "Cats-crops-cat.zip"
     with zipfile.ZipFile(path) as archive:
         sizes = {name: webp_size(archive.read(name)) for name in archive.namelist() if name.endswith(".webp")}
@@ -167,14 +164,13 @@ def test_count_refuses_an_archive_whose_manifest_and_crops_disagree(tmp_path, ar
         crops.count(path, ExportOptions(format="crops"))
 
 
-def test_live_dataset_crops_match_the_database(app_ctx, run_jobs, tmp_path):
+def test_live_dataset_crops_match_the_database(app_ctx, tmp_path):
     owner = make_user()
     dataset = make_dataset(owner, type="detection")
     cat = create_label(dataset, name="cat", default_shape="box")
     dog = create_label(dataset, name="dog", default_shape="box")
-    upload_files(dataset, owner, [("a.jpg", image_bytes((16, 12), seed=1)), ("b.jpg", image_bytes((16, 12), seed=2))])
-    run_jobs()
-    first, second = db.session.scalars(db.select(Image).where(Image.dataset_id == dataset.id).order_by(Image.id)).all()
+    first = imported_image(dataset, "a.jpg", image_bytes((16, 12), seed=1), owner=owner)
+    second = imported_image(dataset, "b.jpg", image_bytes((16, 12), seed=2), owner=owner)
     replace_annotations(first, owner, [
         {"label_id": cat.id, "shape": "box", "geometry": {"x": 1, "y": 2, "width": 6, "height": 5}},
         {"label_id": dog.id, "shape": "box", "geometry": {"x": 0, "y": 0, "width": 3, "height": 3}},

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from core.extensions import db
-from formats import csv_training, get_format
+from formats import csv_training, EXPORTS
 from formats.base import ExportOptions
 from models import Image
 from services.annotations import replace_annotations
@@ -34,7 +34,7 @@ def test_classification_rows_are_set_path_label_and_unlabeled_images_keep_a_row(
 
     written, counted, path = run_export(csv_training, source, tmp_path)
 
-    assert get_format("csv_training") is csv_training
+    assert EXPORTS["csv_training"] is csv_training
     assert path.name == "Cats-training.csv"
     assert rows(path) == [
         ["TRAIN", "a.jpg", "cat"], ["VALIDATION", "b.jpg", "dog"], ["TEST", "c.jpg"],

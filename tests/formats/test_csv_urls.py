@@ -7,13 +7,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.extensions import db
-from formats import csv_urls, get_format
+from formats import EXPORTS, csv_urls
 from formats.base import ExportOptions
 from models import Image
 from services.export_source import LiveSource
-from tests.factories import image_bytes, make_dataset, make_user
+from tests.factories import image_bytes, imported_image, make_dataset, make_user
 from tests.formats.memory_source import MemorySource, box, labels, run_export
-from tests.workers.helpers import upload_files
 
 
 def read_rows(path) -> list[dict]:
@@ -29,7 +28,7 @@ def test_one_row_per_image_with_the_url_first(tmp_path):
 
     written, counted, path = run_export(csv_urls, source, tmp_path, full_path=True, url_expiry_s=3600)
 
-    assert get_format("csv_urls") is csv_urls
+    assert EXPORTS["csv_urls"] is csv_urls
     assert path.name == "Cats-urls.csv"
     assert path.read_bytes().startswith(b"url,file_name,split,width,height\r\n")
     keys = [image.storage_key for image in source.records]
@@ -54,13 +53,13 @@ def test_count_refuses_a_file_without_the_url_column_or_a_url(tmp_path):
         csv_urls.count(empty, options)
 
 
-def test_live_links_download_the_exact_bytes_without_signing_in(app_ctx, run_jobs, new_client, tmp_path, monkeypatch):
+def test_live_links_download_the_exact_bytes_without_signing_in(app_ctx, new_client, tmp_path, monkeypatch):
     monkeypatch.setitem(app_ctx.config, "LOUPE_BASE_URL", "https://loupe.example.com")
     owner = make_user()
     dataset = make_dataset(owner, type="classification")
     originals = {"a.jpg": image_bytes((16, 12), seed=1), "b.png": image_bytes((16, 12), "PNG", seed=2)}
-    upload_files(dataset, owner, list(originals.items()))
-    run_jobs()
+    for name, data in originals.items():
+        imported_image(dataset, name, data, owner=owner)
     assert db.session.scalar(db.select(db.func.count()).select_from(Image).where(Image.dataset_id == dataset.id)) == 2
 
     source = LiveSource(dataset)

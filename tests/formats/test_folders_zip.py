@@ -10,7 +10,7 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image as PILImage
 
-from formats import folders_zip, get_format
+from formats import folders_zip, EXPORTS
 from formats.base import ExportLabel, ExportOptions
 from services.export_source import LiveSource
 from services.shapes import area
@@ -33,7 +33,7 @@ def mask(path, name) -> PILImage.Image:
 
 
 def test_registered():
-    assert get_format("zip") is folders_zip
+    assert EXPORTS["zip"] is folders_zip
 
 
 def test_classification_images_sit_in_their_class_folder_and_the_rest_in_unclassified(tmp_path):

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 import pytest
 from PIL import Image as PILImage
 
-from formats import get_format, voc
+from formats import EXPORTS, voc
 from formats.base import ExportOptions
 from services.export_source import LiveSource
 from services.shapes import area
@@ -50,7 +50,7 @@ def detection():
 
 
 def test_registered():
-    assert get_format("voc") is voc
+    assert EXPORTS["voc"] is voc
 
 
 def test_xml_per_image_with_boxes_in_voc_pixel_numbering(detection, tmp_path):

@@ -5,7 +5,7 @@ import zipfile
 import pytest
 import yaml
 
-from formats import get_format, yolo
+from formats import EXPORTS, yolo
 from formats.base import ExportOptions
 from services.shapes import CIRCLE_VERTICES
 from tests.formats.memory_source import MemorySource, assert_originals, box, circle, labels, polygon, run_export, tag
@@ -166,7 +166,7 @@ def test_count_refuses_a_label_line_that_breaks_the_layout(tmp_path, line, probl
 
 
 def test_yolo_is_registered():
-    assert get_format("yolo") is yolo
+    assert EXPORTS["yolo"] is yolo
 
 
 def test_live_dataset_exports_through_the_real_source(app_ctx, tmp_path):

@@ -1,4 +1,4 @@
-"""A detection dataset with really uploaded tiny images and two labels, for the version tests."""
+"""A detection dataset of four tiny imported images and two labels, for the version tests."""
 
 from dataclasses import dataclass
 
@@ -7,8 +7,7 @@ import pytest
 from core.extensions import db
 from models import Dataset, Image, Label, User
 from services.labels import create_label
-from tests.factories import image_bytes, make_dataset, make_user, token_for
-from tests.workers.helpers import upload_files
+from tests.factories import image_bytes, imported_image, make_dataset, make_user, token_for
 
 
 @dataclass
@@ -25,17 +24,19 @@ def box(label: Label, x: float = 1, y: float = 1, w: float = 4, h: float = 3) ->
     return {"label_id": label.id, "shape": "box", "geometry": {"x": x, "y": y, "width": w, "height": h}}
 
 
-def upload_pngs(dataset: Dataset, owner: User, count: int, start: int = 0) -> None:
-    """Tiny PNGs img-<n>.png, distinct bytes each (the job imports them: run_jobs)."""
-    upload_files(dataset, owner, [(f"img-{start + i}.png", image_bytes((16, 12), "PNG", seed=start + i + 1)) for i in range(count)])
+def png(n: int) -> bytes:
+    """img-<n>.png's bytes: distinct for every n."""
+    return image_bytes((16, 12), "PNG", seed=n + 1)
 
 
 @pytest.fixture
-def shop(app_ctx, run_jobs) -> Shop:
+def shop(app_ctx) -> Shop:
+    """Made as an import leaves them, not uploaded: the upload path is tested in tests/workers, and
+    running it for every version test was most of their time."""
     owner = make_user()
     dataset = make_dataset(owner, name="Shop", type="detection")
-    upload_pngs(dataset, owner, 4)
-    run_jobs()
+    for n in range(4):
+        imported_image(dataset, f"img-{n}.png", png(n), owner=owner)
     cat, dog = create_label(dataset, name="cat", default_shape="box"), create_label(dataset, name="dog", default_shape="box")
     images = db.session.scalars(db.select(Image).where(Image.dataset_id == dataset.id).order_by(Image.id)).all()
     assert len(images) == 4

@@ -14,8 +14,8 @@ from services.annotations import replace_annotations
 from services.export_source import ExportFilter
 from services.images import delete_images, update_image
 from services.labels import create_label
-from tests.factories import make_dataset, token_for
-from tests.versions.conftest import box, upload_pngs
+from tests.factories import imported_image, make_dataset, token_for
+from tests.versions.conftest import box, png
 
 
 def release(client, shop, note: str = "") -> dict:
@@ -121,9 +121,7 @@ def test_compare_reports_exactly_the_changes_made(client, run_jobs, shop):
     update_image(c, tags=["blurry"])
     replace_annotations(a, shop.owner, [box(shop.cat), box(shop.dog)])  # the same again: not a change by itself
     delete_images(shop.dataset, [d.id])
-    upload_pngs(shop.dataset, shop.owner, 1, start=10)
-    run_jobs()
-    new_image = db.session.scalar(select(func.max(Image.id)).where(Image.dataset_id == shop.dataset.id))
+    new_image = imported_image(shop.dataset, "img-10.png", png(10), owner=shop.owner).id
     second = released(client, run_jobs, shop)
     assert second["name"] == "V002" and second["parent_id"] == first["id"]
     url = f"/api/v1/datasets/{shop.dataset.id}/versions/compare?a={first['id']}&b={second['id']}"

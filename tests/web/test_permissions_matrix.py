@@ -206,6 +206,10 @@ def jpeg_file() -> dict:
     return {"files": (io.BytesIO(image_bytes(seed=3)), "new.jpg")}
 
 
+def annotation_csv() -> dict:
+    return {"kind": "annotations", "format": "csv", "file": (io.BytesIO(b"image_name,label_name\nnew.jpg,cat\n"), "labels.csv")}
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("auth.login", "GET"): Route(lambda w, u: ("/login", {}), everyone(302), public=True, anonymous=200),
     ("auth.login_submit", "POST"): Route(
@@ -263,6 +267,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("labeling.region", "GET"): Route(lambda w, u: (img(w, "/region?x=0&y=0&width=32&height=24&scale=0.5"), {}), image_viewers(200)),
     ("uploads.new", "GET"): Route(lambda w, u: (ds(w, "/upload/"), {}), managers(200)),
     ("uploads.create", "POST"): Route(lambda w, u: (ds(w, "/upload/"), jpeg_file()), managers(303), files=True),
+    ("imports.new", "GET"): Route(lambda w, u: (ds(w, "/imports/"), {}), managers(200)),
+    ("imports.create", "POST"): Route(lambda w, u: (ds(w, "/imports/"), annotation_csv()), managers(303), files=True),
     ("uploads.begin", "POST"): Route(lambda w, u: (ds(w, "/upload/batches"), {}), managers(201)),
     ("uploads.add_files", "POST"): Route(
         lambda w, u: (ds(w, f"/upload/batches/{own_upload(w, u)}/files"), jpeg_file()), managers(200), files=True
