@@ -44,6 +44,21 @@ def bomb(pixels: int, limit: int) -> ImageRejected:
     return ImageRejected(f"decompression bomb: {pixels:,} pixels, limit {limit:,}")
 
 
+@contextmanager
+def decoding(pixels: int):
+    """Pillow's errors while decoding an opened image of `pixels` (raw width x height) as the
+    per-file rejection they are: its bomb guard as pillow_bomb, anything else as corrupt data
+    (Pillow raises many types for bad data); an ImageRejected passes as it is."""
+    try:
+        yield
+    except ImageRejected:
+        raise
+    except PILImage.DecompressionBombError:
+        raise pillow_bomb(pixels) from None
+    except Exception as exc:
+        raise ImageRejected(f"corrupt image: {exc}") from None
+
+
 def pillow_bomb(pixels: int) -> ImageRejected:
     """Pillow's own guard refused a step (opening a WebP, decoding a TIFF, over 2 x
     Image.MAX_IMAGE_PIXELS, a setting Loupe reads but never changes): the same per-file failure,
@@ -359,7 +374,7 @@ def process(data: bytes, max_pixels: int, thumb_box: int, budget: DecodeBudget |
     image = open_image(io.BytesIO(data), max_pixels)
     raw_w, raw_h = image.size
     fmt = FORMATS[image.format]
-    try:
+    with decoding(raw_w * raw_h):
         if image.format in ("JPEG", "MPO"):
             # Ask draft() for the aspect-fit box, not a square: only then can libjpeg decode at
             # 1/2, 1/4 or 1/8 scale, which is most of the speed of an import.
@@ -374,10 +389,6 @@ def process(data: bytes, max_pixels: int, thumb_box: int, budget: DecodeBudget |
             image.close()  # the decoded pixels go before the budget is given back
         if orientation != 1:
             thumb = apply_orientation(thumb, orientation)
-    except PILImage.DecompressionBombError:
-        raise pillow_bomb(raw_w * raw_h) from None
-    except Exception as exc:  # Pillow raises many types for bad data; each is a per-file rejection
-        raise ImageRejected(f"corrupt image: {exc}") from None
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82, optimize=False)
     width, height = (raw_h, raw_w) if orientation in TRANSPOSED else (raw_w, raw_h)

@@ -146,10 +146,10 @@ def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes
     pixels (39 MB), not 324 MB. libjpeg cannot skip the rows above, so a tile at the bottom still
     decodes (and holds) the full height.
     """
-    try:
-        image = imaging.open_image(data_stream, max_pixels)
+    image = imaging.open_image(data_stream, max_pixels)
+    raw_w, raw_h = image.size
+    with imaging.decoding(raw_w * raw_h):
         orientation = imaging.orientation_of(image)
-        raw_w, raw_h = image.size
         transposed = orientation in imaging.TRANSPOSED
         scale_x = box.out_width / box.width
         scale_y = box.out_height / box.height
@@ -175,12 +175,6 @@ def render(data_stream, box: Box, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes
         source = (left * fx, top * fy, right * fx, bottom * fy)
         out = imaging.resample(image, out_size, source, PILImage.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
         out = imaging.apply_orientation(out, orientation)
-    except imaging.ImageRejected:
-        raise
-    except PILImage.DecompressionBombError:
-        raise imaging.pillow_bomb(raw_w * raw_h) from None
-    except Exception as exc:  # Pillow raises many types for bad data
-        raise imaging.ImageRejected(f"corrupt image: {exc}") from None
     buffer = io.BytesIO()
     out.save(buffer, "JPEG", quality=QUALITY)
     return buffer.getvalue()
