@@ -192,6 +192,21 @@ class Matcher:
         return found
 
 
+@dataclass
+class KnownLabel:
+    """What an import needs of a label, kept as plain values: the session's Label objects expire
+    at every image's commit, and reading one again would cost a query per annotation."""
+
+    id: int
+    name: str
+    attributes: list  # its attribute definitions
+    with_text: bool
+
+    @classmethod
+    def of(cls, label: Label) -> "KnownLabel":
+        return cls(label.id, label.name, list(label.attributes or []), bool(label.with_text))
+
+
 class Labels:
     """The dataset's labels by name (without case, as label names are unique), created from the
     file's list and as the records need them, with attribute definitions added for the attributes
@@ -200,7 +215,7 @@ class Labels:
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
         self.allowed = SHAPES_BY_TYPE[dataset.type]
-        self.by_name: dict[str, Label] = {label.name.casefold(): label for label in label_service.list_labels(dataset)}
+        self.by_name = {label.name.casefold(): KnownLabel.of(label) for label in label_service.list_labels(dataset)}
         self.created: list[str] = []
         self.problems: list[tuple[str, str]] = []
 
@@ -209,14 +224,14 @@ class Labels:
         for label in labels:
             self.get(label.name, None, label)
 
-    def get(self, name: str, shape: str | None, declared: ImportLabel | None = None) -> Label | str:
+    def get(self, name: str, shape: str | None, declared: ImportLabel | None = None) -> KnownLabel | str:
         """The label so named (created if missing), or why it cannot be."""
         name = (name or "").strip()
         if not name:
             return "an annotation has no label name"
-        label = self.by_name.get(name.casefold())
-        if label is not None:
-            return label
+        known = self.by_name.get(name.casefold())
+        if known is not None:
+            return known
         fields = {"name": name}
         if shape in self.allowed:
             fields["default_shape"] = shape
@@ -236,9 +251,8 @@ class Labels:
                 label = self._create(fields)
             except Invalid as again:
                 return f"label {name[:100]!r} cannot be created: {again.message}"
-        if isinstance(label, Label):
-            self.by_name[label.name.casefold()] = label
-        return label
+        known = self.by_name[label.name.casefold()] = KnownLabel.of(label)
+        return known
 
     def _create(self, fields: dict) -> Label:
         try:
@@ -254,23 +268,27 @@ class Labels:
         self.created.append(label.name)
         return label
 
-    def fit(self, label: Label, attributes: dict, text: bool) -> str | None:
+    def fit(self, known: KnownLabel, attributes: dict, text: bool) -> str | None:
         """Make the label take what an annotation carries: definitions for the attributes it lacks,
         typed by these values, and text; a problem, or None."""
-        known = {d.get("name") for d in label.attributes or []}
-        new = [_definition(name, value) for name, value in attributes.items() if name not in known]
+        names = {d.get("name") for d in known.attributes}
+        new = [_definition(name, value) for name, value in attributes.items() if name not in names]
         changes = {}
         if new:
-            changes["attributes"] = list(label.attributes or []) + new
-        if text and not label.with_text:
+            changes["attributes"] = known.attributes + new
+        if text and not known.with_text:
             changes["with_text"] = True
         if not changes:
             return None
+        label = db.session.get(Label, known.id)
+        if label is None:
+            return f"label {known.name!r} was deleted during the import"
         try:
             label_service.update_label(self.dataset, label, **changes)
         except (Invalid, Conflict) as exc:
             db.session.rollback()
-            return f"label {label.name!r} cannot take the file's attributes or text ({exc.message})"
+            return f"label {known.name!r} cannot take the file's attributes or text ({exc.message})"
+        known.attributes, known.with_text = list(label.attributes or []), bool(label.with_text)
         return None
 
 
