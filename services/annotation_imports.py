@@ -11,8 +11,8 @@ not apply why.
 
 An import replaces the annotations of each image it applies to, recorded as a revision of its
 own (services/annotations.py), so what it replaced stays in the image's history and a re-run
-after a crash gives the same result. Predictions never replace a person's work: an image that
-holds annotations of a person (any state past prelabeled) is left alone by a predictions import.
+after a crash gives the same result. Predictions never replace a person's work: an image a person
+has labeled (services/lifecycle.py) is left alone by a predictions import.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from core.files import clean_file_name
 from core.storage import get_storage
 from formats import IMPORTS
 from formats.base import ImportAnnotation, ImportImage, ImportLabel
-from models import SHAPES_BY_TYPE, Dataset, Folder, Image, ImageState, Job, Label, User
+from models import SHAPES_BY_TYPE, Dataset, Folder, Image, Job, Label, User
 from services import annotations as annotation_service
 from services import labels as label_service
+from services import lifecycle
 from services.job_kinds import IMPORT_ANNOTATIONS
 from services.jobs import refuse_while_deleting, start_job
 from services.shapes import GEOMETRY_KEYS, POINT_SHAPES, from_fraction, from_percent
@@ -44,8 +45,6 @@ from services.shapes import GEOMETRY_KEYS, POINT_SHAPES, from_fraction, from_per
 KINDS = ("annotations",)
 COORDINATES = ("pixel", "percent")
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
-# Images a predictions import leaves alone: a person has worked on them.
-PERSON_STATES = (ImageState.in_progress, ImageState.to_review, ImageState.rejected, ImageState.accepted)
 MAX_NAME = 255
 
 
@@ -381,10 +380,12 @@ def apply_record(record: ImportImage, target: Target, labels: Labels, user: User
     if not records:  # everything under the threshold or outside the image: an empty set is not put on it
         return outcome
     predicted = all(r["source"] == "prediction" for r in records)
-    if predicted and image.state in PERSON_STATES:
-        outcome.left_alone = True
-        outcome.problem = f"a person has labeled it ({image.state.value}); predictions are not put over their work"
-        return outcome
+    if predicted:
+        try:
+            lifecycle.after(lifecycle.PREDICTIONS, image.state)
+        except Conflict as exc:  # a person's work: the report says so, apart from the failures
+            outcome.left_alone, outcome.problem = True, exc.message
+            return outcome
     try:
         annotation_service.import_annotations(image, user, records, predicted)
     except (Invalid, Conflict) as exc:  # a save's own checks, and a label deleted meanwhile

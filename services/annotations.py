@@ -29,6 +29,7 @@ from models import (
     User,
 )
 from models.base import utcnow
+from services import lifecycle
 from services.revisions import claim_revision, record_revision, snapshot_of
 from services.shapes import SHAPES, geometry_problems
 
@@ -353,9 +354,7 @@ def _count(image: Image, was_unlabeled: bool, old: Counter, new: Counter) -> Non
 
 
 def _state_after_save(image: Image) -> ImageState:
-    if image.state in (ImageState.unlabeled, ImageState.prelabeled):
-        return ImageState.in_progress
-    return image.state
+    return lifecycle.after(lifecycle.SAVE, image.state)
 
 
 def replace_annotations(image: Image, user: User, annotations, based_on_revision=None, fold: bool = False) -> dict:
@@ -380,12 +379,12 @@ def replace_annotations(image: Image, user: User, annotations, based_on_revision
 
 
 def _state_after_predictions(image: Image) -> ImageState:
-    return ImageState.prelabeled if image.state in (ImageState.unlabeled, ImageState.prelabeled) else image.state
+    return lifecycle.after(lifecycle.PREDICTIONS, image.state)
 
 
 def import_annotations(image: Image, user: User, records: list[dict], predictions: bool) -> dict:
     """Replace the image's annotations with an import's (checked as a save is), as a revision of
-    its own. Predictions alone put an image nobody has labeled in prelabeled (SPEC section 5)."""
+    its own. Predictions alone put an image nobody has labeled in prelabeled (services/lifecycle.py)."""
     clean = validate_annotations(image, records, {label.id: label for label in dataset_labels(image.dataset_id)})
     return _store(image, user, "import", _state_after_predictions if predictions else _state_after_save, None, clean)
 
@@ -398,9 +397,7 @@ def needs_review(image: Image) -> bool:
 
 
 def _submitted_state(image: Image) -> ImageState:
-    if image.state in (ImageState.to_review, ImageState.accepted):
-        raise Conflict(f"This image is already {image.state.value.replace('_', ' ')}", code="wrong_state")
-    return ImageState.to_review if needs_review(image) else ImageState.accepted
+    return lifecycle.after(lifecycle.SUBMIT, image.state, review_required=needs_review(image))
 
 
 def _mark_assignment(image: Image, user: User) -> None:
