@@ -1,11 +1,11 @@
 """Every model, imported once so Alembic and the app see the whole schema."""
 
-from models.annotation import Annotation, AnnotationRevision, Review
+from models.annotation import Annotation, AnnotationRevision, Review, Verdict
 from models.dataset import SHAPES, SHAPES_BY_TYPE, SINGLE_TAG_TYPES, Dataset, DatasetMember, DatasetType, Role
 from models.image import Folder, Image, ImageState, ImageTag, Split, Tag
 from models.jobs import ImportItem, ImportItemStatus, Job, JobStatus, Upload
 from models.label import Label
-from models.team import Assignment, LabelingTask, Workforce, WorkforceMember
+from models.team import Assignment, AssignmentState, LabelingTask, Workforce, WorkforceMember, WorkforceRole
 from models.user import ApiToken, User
 from models.version import Export, Version, VersionImage
 
@@ -14,5 +14,5 @@ __all__ = [
     "Annotation", "AnnotationRevision", "ApiToken", "Assignment", "Dataset", "DatasetMember",
     "DatasetType", "Export", "Folder", "Image", "ImageState", "ImageTag", "ImportItem", "ImportItemStatus",
     "Job", "JobStatus", "Label", "LabelingTask", "Review", "Role", "Split", "Tag", "Upload",
-    "User", "Version", "VersionImage", "Workforce", "WorkforceMember",
+    "User", "Verdict", "Version", "VersionImage", "Workforce", "WorkforceMember", "WorkforceRole", "AssignmentState",
 ]

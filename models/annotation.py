@@ -1,5 +1,6 @@
 """Annotations, their revisions and review verdicts."""
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
@@ -41,11 +42,16 @@ class AnnotationRevision(db.Model):
     __table_args__ = (Index("ix_annotation_revision_image", "image_id", "number", unique=True),)
 
 
+class Verdict(str, enum.Enum):
+    accept = "accept"
+    reject = "reject"
+
+
 class Review(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), index=True)
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignment.id", ondelete="SET NULL"))
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
-    verdict: Mapped[str] = mapped_column(String(10))
+    verdict: Mapped[Verdict] = mapped_column(db.Enum(Verdict, native_enum=False, length=10))
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

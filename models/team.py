@@ -1,5 +1,6 @@
 """Workforces, labeling tasks and the assignments that give labelers their images."""
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint
@@ -7,6 +8,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.extensions import db
 from models.base import utcnow
+
+
+class WorkforceRole(str, enum.Enum):
+    labeler = "labeler"
+    reviewer = "reviewer"
+    team_admin = "team_admin"
+
+
+class AssignmentState(str, enum.Enum):
+    assigned = "assigned"
+    submitted = "submitted"
 
 
 class Workforce(db.Model):
@@ -19,7 +31,7 @@ class WorkforceMember(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     workforce_id: Mapped[int] = mapped_column(ForeignKey("workforce.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
-    role: Mapped[str] = mapped_column(String(12))
+    role: Mapped[WorkforceRole] = mapped_column(db.Enum(WorkforceRole, native_enum=False, length=12))
 
     __table_args__ = (UniqueConstraint("workforce_id", "user_id"),)
 
@@ -41,7 +53,7 @@ class Assignment(db.Model):
     task_id: Mapped[int] = mapped_column(ForeignKey("labeling_task.id", ondelete="CASCADE"))
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
     labeler_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
-    state: Mapped[str] = mapped_column(String(12), default="assigned")
+    state: Mapped[AssignmentState] = mapped_column(db.Enum(AssignmentState, native_enum=False, length=12), default=AssignmentState.assigned)
     opened_at: Mapped[datetime | None]
     submitted_at: Mapped[datetime | None]
 

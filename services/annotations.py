@@ -21,6 +21,7 @@ from models import (
     Annotation,
     AnnotationRevision,
     Assignment,
+    AssignmentState,
     Dataset,
     Image,
     ImageState,
@@ -403,7 +404,7 @@ def _submitted_state(image: Image) -> ImageState:
 def _mark_assignment(image: Image, user: User) -> None:
     db.session.execute(
         update(Assignment).where(Assignment.image_id == image.id, Assignment.labeler_id == user.id)
-        .values(state="submitted", submitted_at=utcnow())
+        .values(state=AssignmentState.submitted, submitted_at=utcnow())
     )
 
 

@@ -11,6 +11,7 @@ from models import (
     SHAPES_BY_TYPE,
     Annotation,
     Assignment,
+    AssignmentState,
     Dataset,
     DatasetType,
     Image,
@@ -306,7 +307,7 @@ def test_labeler_saves_and_submits_to_review_then_cannot_touch_the_accepted_imag
     assert put(client, s, headers, [ann(s.cat)], 0).get_json()["state"] == "in_progress"
     submitted = client.post(f"{s.url}/submit", json={"revision": 1}, headers=headers)
     assert submitted.status_code == 200 and submitted.get_json() | {"annotations": None} == {"revision": 2, "state": "to_review", "annotations": None}
-    assert db.session.scalar(select(Assignment.state).where(Assignment.labeler_id == labeler.id)) == "submitted"
+    assert db.session.scalar(select(Assignment.state).where(Assignment.labeler_id == labeler.id)) == AssignmentState.submitted
     assert client.post(f"{s.url}/submit", headers=headers).status_code == 409  # already to review
     s.image.state = ImageState.accepted
     db.session.commit()
