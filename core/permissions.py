@@ -109,6 +109,21 @@ def annotates(user: User, image: Image) -> bool:
     return image.state != ImageState.accepted and is_assigned(user, image)
 
 
+def annotatable(user: User, dataset: Dataset, images: list[Image]) -> set[int]:
+    """Which of the dataset's images the user may annotate: annotates() for many images, in one query."""
+    if is_admin(user):
+        return {i.id for i in images}
+    role = role_of(user, dataset)
+    if role is None:
+        return set()
+    if role.rank >= Role.reviewer.rank:
+        return {i.id for i in images}
+    assigned = set(db.session.scalars(
+        select(Assignment.image_id).where(Assignment.labeler_id == user.id, Assignment.image_id.in_([i.id for i in images]))
+    ))
+    return {i.id for i in images if i.id in assigned and i.state != ImageState.accepted}
+
+
 def owns_job_or(rule: Rule) -> Rule:
     def check(user: User, job: Job) -> bool:
         if is_admin(user) or job.user_id == user.id:

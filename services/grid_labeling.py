@@ -17,19 +17,8 @@ from sqlalchemy import select
 
 from core.errors import INT64_MAX, Conflict, Invalid, NotFound, is_id_list, is_int
 from core.extensions import db
-from core.permissions import is_admin, role_of
-from models import (
-    SINGLE_TAG_TYPES,
-    Annotation,
-    Assignment,
-    Dataset,
-    DatasetType,
-    Image,
-    ImageState,
-    Label,
-    Role,
-    User,
-)
+from core.permissions import annotatable, is_admin, role_of
+from models import SINGLE_TAG_TYPES, Annotation, Dataset, DatasetType, Image, Label, User
 from services.annotations import annotation_dict, replace_annotations
 
 MAX_IDS = 1000
@@ -77,21 +66,6 @@ def _images(dataset: Dataset, ids: list[int]) -> list[Image]:
     if missing:
         raise NotFound(f"Images not in this dataset: {', '.join(map(str, missing[:20]))}", details={"image_ids": missing[:100]})
     return [found[i] for i in ids]
-
-
-def annotatable_ids(dataset: Dataset, user: User, images: list[Image]) -> set[int]:
-    """Which of the images `user` may annotate: core.permissions.annotates(), for many images in one query."""
-    if is_admin(user):
-        return {i.id for i in images}
-    role = role_of(user, dataset)
-    if role is None:
-        return set()
-    if role.rank >= Role.reviewer.rank:
-        return {i.id for i in images}
-    assigned = set(db.session.scalars(
-        select(Assignment.image_id).where(Assignment.labeler_id == user.id, Assignment.image_id.in_([i.id for i in images]))
-    ))
-    return {i.id for i in images if i.id in assigned and i.state != ImageState.accepted}
 
 
 def _annotations_of(ids: list[int]) -> dict[int, list[dict]]:
@@ -172,7 +146,7 @@ def classify_images(dataset: Dataset, user: User, image_ids, label_id, mode: str
     label, mode = check_classification(dataset, label_id, mode)
     ids = _parse_ids(image_ids)
     images = _images(dataset, ids)
-    allowed = annotatable_ids(dataset, user, images)
+    allowed = annotatable(user, dataset, images)
     skipped = [{"image_id": i.id, "reason": NOT_ALLOWED} for i in images if i.id not in allowed]
     images = [i for i in images if i.id in allowed]
     current = _annotations_of([i.id for i in images])
@@ -216,7 +190,7 @@ def undo_classification(dataset: Dataset, user: User, token) -> dict:
     order = {image_id: n for n, image_id in enumerate(entries)}
     images = sorted(existing, key=lambda i: order[i.id])
     skipped = [{"image_id": i, "reason": "the image was deleted"} for i in entries if i not in {e.id for e in existing}]
-    allowed = annotatable_ids(dataset, user, images)
+    allowed = annotatable(user, dataset, images)
     skipped += [{"image_id": i.id, "reason": NOT_ALLOWED} for i in images if i.id not in allowed]
     images = [i for i in images if i.id in allowed]
     current = _annotations_of([i.id for i in images])
