@@ -1,15 +1,15 @@
 """The labeling page: the canvas (static/js/labeling/, ES modules), label palette, history, next/previous.
 
-The canvas saves through the session-authenticated JSON endpoints below, which call the same
-service functions as the token API (services/annotations.py), so both paths share validation,
-revisions and conflict detection. Writes need the CSRF header that base.html puts on <body>.
+The canvas reads, submits, skips, lists the history and restores through the JSON API
+(blueprints/api/annotations.py) with the session cookie. Its autosave alone stays here: it folds a
+person's saves within a couple of minutes into one revision, which the API's replace does not.
+Writes need the CSRF header that base.html puts on <body>.
 """
 
-from flask import Blueprint, current_app, jsonify, make_response, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from flask_login import current_user
 
 from core.errors import Invalid
-from core.extensions import db
 from core.files import send_object
 from core.permissions import can, requires
 from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES
@@ -50,9 +50,12 @@ def show(dataset, image):
         return url_for("labeling.show", dataset_id=dataset.id, image_id=image_id, **nav) if image_id else None
 
     urls = {
-        "annotations": url_for("labeling.annotations", dataset_id=dataset.id, image_id=image.id),
-        "submit": url_for("labeling.submit", dataset_id=dataset.id, image_id=image.id),
-        "skip": url_for("labeling.skip", dataset_id=dataset.id, image_id=image.id),
+        "annotations": url_for("api-annotations.show", dataset_id=dataset.id, image_id=image.id),
+        "save": url_for("labeling.save", dataset_id=dataset.id, image_id=image.id),
+        "submit": url_for("api-annotations.submit", dataset_id=dataset.id, image_id=image.id),
+        "skip": url_for("api-annotations.skip", dataset_id=dataset.id, image_id=image.id),
+        # A revision's restore is this plus /<number>/restore.
+        "history": url_for("api-annotations.history", dataset_id=dataset.id, image_id=image.id),
         "file": url_for("images.file", dataset_id=dataset.id, image_id=image.id),
         "preview": url_for("labeling.preview", dataset_id=dataset.id, image_id=image.id),
         "region": url_for("labeling.region", dataset_id=dataset.id, image_id=image.id),
@@ -73,17 +76,6 @@ def show(dataset, image):
         "position": place.position.place, "total": place.position.total, "position_exact": place.position.exact,
     }
     return render_template("labeling/page.html", dataset=dataset, image=image, config=config, urls=urls, filtered=f.active)
-
-
-def _can_annotate(image) -> bool:
-    return can(current_user, ANNOTATE, image)
-
-
-@bp.get("/annotations")
-@requires("image:view")
-def annotations(dataset, image):
-    """The image's annotations, revision and state, as the canvas loads them."""
-    return jsonify(annotation_service.get_annotations(image))
 
 
 @bp.put("/annotations")
@@ -109,49 +101,6 @@ def _json_body() -> dict:
     if not isinstance(body, dict):
         raise Invalid("Send a JSON object")
     return body
-
-
-@bp.post("/submit")
-@requires(ANNOTATE)
-def submit(dataset, image):
-    """Hand the image in (to review, or accepted when no review is asked for)."""
-    # With the revision the person saw, a submit cannot hand in someone else's newer save unseen.
-    return jsonify(annotation_service.submit(image, current_user, _json_body().get("revision")))
-
-
-@bp.post("/skip")
-@requires(ANNOTATE)
-def skip(dataset, image):
-    """Submit the image with no annotations."""
-    return jsonify(annotation_service.skip(image, current_user, _json_body().get("revision")))
-
-
-@bp.get("/history")
-@requires("image:view")
-def history(dataset, image):
-    """The history panel: every revision, newest first, with Restore buttons."""
-    return _history(dataset, image)
-
-
-@bp.post("/history/<int:number>/restore")
-@requires(ANNOTATE)
-def restore(dataset, image, number: int):
-    """Make an earlier revision current again (as a new revision); the canvas reloads it."""
-    annotation_service.restore(image, current_user, number)
-    db.session.refresh(image)
-    response = _history(dataset, image)
-    # The canvas listens for this and reloads the restored annotations.
-    response.headers["HX-Trigger"] = "annotationsRestored"
-    return response
-
-
-def _history(dataset, image):
-    """The history panel: always a fragment (the page includes it through hx-get on load)."""
-    html = render_template(
-        "partials/labeling/_history.html", dataset=dataset, image=image,
-        revisions=annotation_service.history(image), can_annotate=_can_annotate(image),
-    )
-    return make_response(html)
 
 
 @bp.get("/preview")

@@ -1,4 +1,4 @@
-"""The labeling page and the session-authenticated JSON endpoints its canvas saves through."""
+"""The labeling page, the autosave route its canvas saves through, and its use of the JSON API with the session."""
 
 import json
 import re
@@ -46,6 +46,16 @@ def url(dataset, image_id, rest="") -> str:
     return f"/datasets/{dataset.id}/images/{image_id}{rest}"
 
 
+def api(dataset, image_id, rest="") -> str:
+    """The JSON API route the canvas reads, submits, skips and restores through."""
+    return f"/api/v1{url(dataset, image_id, rest)}"
+
+
+def history_numbers(client, dataset, image_id) -> list[int]:
+    """The revision numbers the canvas's history panel lists, newest first."""
+    return [item["number"] for item in client.get(api(dataset, image_id, "/history")).get_json()["items"]]
+
+
 def box(label, x=1, y=2, w=10, h=8) -> dict:
     return {"label_id": label.id, "shape": "box", "geometry": {"x": x, "y": y, "width": w, "height": h}, "attributes": {}, "text": None}
 
@@ -79,7 +89,11 @@ def test_labeling_page_has_the_canvas_palette_in_label_order_and_the_allowed_sha
     assert config["shapes"] == ["box", "polygon", "polyline", "points", "circle"]
     assert config["shapes_by_type"]["classification"] == ["tag"]
     assert config["width"] == 64 and config["height"] == 48 and config["can_annotate"] is True
-    assert config["urls"]["annotations"] == url(dataset, ids[0], "/annotations")
+    assert config["urls"]["save"] == url(dataset, ids[0], "/annotations")
+    assert config["urls"]["annotations"] == api(dataset, ids[0], "/annotations")
+    assert config["urls"]["submit"] == api(dataset, ids[0], "/submit") and config["urls"]["skip"] == api(dataset, ids[0], "/skip")
+    assert config["urls"]["history"] == api(dataset, ids[0], "/history")
+    assert "hx-get" not in html.split('id="lb-history"')[1].split(">")[0]  # the panel is the canvas's, from the API
     assert html.index(">person<") < html.index(">car<")
     assert 'id="lb-submit"' in html and 'id="lb-skip"' in html
 
@@ -106,13 +120,13 @@ def test_a_bad_filter_on_the_labeling_page_is_refused(client, scene):
 def test_save_then_read_back_with_the_new_revision_and_state(client, scene):
     dataset, ids, car, person = scene
     target = url(dataset, ids[0], "/annotations")
-    assert client.get(target).get_json() == {"revision": 0, "state": "unlabeled", "annotations": []}
+    assert client.get(api(dataset, ids[0], "/annotations")).get_json() == {"revision": 0, "state": "unlabeled", "annotations": []}
     polygon = {"label_id": person.id, "shape": "polygon", "geometry": {"points": [[1, 1], [20, 1], [10, 15]]}}
     response = client.put(target, json={"revision": 0, "annotations": [box(car), polygon]})
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["revision"] == 1 and body["state"] == "in_progress"
-    again = client.get(target).get_json()
+    again = client.get(api(dataset, ids[0], "/annotations")).get_json()
     assert [(a["shape"], a["label_id"]) for a in again["annotations"]] == [("box", car.id), ("polygon", person.id)]
     assert again["annotations"][0]["geometry"] == {"x": 1, "y": 2, "width": 10, "height": 8}
 
@@ -156,13 +170,13 @@ def test_a_shape_the_dataset_type_does_not_allow_is_refused(client, owner):
 def test_submit_hands_the_image_in_and_skip_submits_it_empty(client, scene):
     dataset, ids, car, _ = scene
     client.put(url(dataset, ids[0], "/annotations"), json={"revision": 0, "annotations": [box(car)]})
-    response = client.post(url(dataset, ids[0], "/submit"), json={"revision": 1})
+    response = client.post(api(dataset, ids[0], "/submit"), json={"revision": 1})
     assert response.status_code == 200
     assert response.get_json()["state"] == "accepted"  # no task asks for review
-    assert client.post(url(dataset, ids[0], "/submit"), json={}).status_code == 409  # already accepted
+    assert client.post(api(dataset, ids[0], "/submit"), json={}).status_code == 409  # already accepted
 
     client.put(url(dataset, ids[1], "/annotations"), json={"revision": 0, "annotations": [box(car)]})
-    response = client.post(url(dataset, ids[1], "/skip"))
+    response = client.post(api(dataset, ids[1], "/skip"), json={"revision": 1})
     assert response.status_code == 200
     assert response.get_json()["annotations"] == []
     assert db.session.get(Image, ids[1]).state == ImageState.accepted
@@ -171,28 +185,10 @@ def test_submit_hands_the_image_in_and_skip_submits_it_empty(client, scene):
 def test_submit_based_on_a_stale_revision_is_a_conflict(client, scene):
     dataset, ids, car, _ = scene
     client.put(url(dataset, ids[0], "/annotations"), json={"revision": 0, "annotations": [box(car)]})
-    assert client.post(url(dataset, ids[0], "/submit"), json={"revision": 0}).status_code == 409
+    response = client.post(api(dataset, ids[0], "/submit"), json={"revision": 0})
+    # The canvas shows the message of the API's error shape.
+    assert response.status_code == 409 and response.get_json()["error"]["message"]
     assert db.session.get(Image, ids[0]).state == ImageState.in_progress
-
-
-def test_history_lists_revisions_and_restore_brings_one_back(client, scene):
-    dataset, ids, car, _ = scene
-    target = url(dataset, ids[0], "/annotations")
-    client.put(target, json={"revision": 0, "annotations": [box(car)]})
-    age_revisions(ids[0], 600)  # later than the fold window: its own revision
-    client.put(target, json={"revision": 1, "annotations": []})
-    html = client.get(url(dataset, ids[0], "/history"), headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert 'id="history-list"' in html and "<html" not in html
-    assert re.findall(r'<li class="[^"]*" data-revision="(\d+)"', html) == ["2", "1"]
-    assert "1 annotation" in html and "0 annotations" in html and "Test User" in html
-    assert "/history/1/restore" in html and "/history/2/restore" not in html  # the current one has no button
-
-    response = client.post(url(dataset, ids[0], "/history/1/restore"), headers={"HX-Request": "true"})
-    assert response.status_code == 200
-    assert response.headers["HX-Trigger"] == "annotationsRestored"
-    assert 'data-revision="3"' in response.get_data(as_text=True)
-    assert len(client.get(target).get_json()["annotations"]) == 1
-    assert client.post(url(dataset, ids[0], "/history/99/restore")).status_code == 404
 
 
 def test_a_reviewer_annotates_and_an_unassigned_labeler_sees_nothing(client, new_client, scene):
@@ -219,9 +215,9 @@ def test_an_outsider_of_a_public_dataset_sees_the_page_read_only(client, new_cli
     sign_in(outsider, make_user())
     html = outsider.get(url(dataset, ids[0], "/label")).get_data(as_text=True)
     assert config_of(html)["can_annotate"] is False and 'id="lb-submit"' not in html
-    assert outsider.get(url(dataset, ids[0], "/annotations")).status_code == 200
+    assert outsider.get(api(dataset, ids[0], "/annotations")).status_code == 200
     assert outsider.put(url(dataset, ids[0], "/annotations"), json={"revision": 0, "annotations": [box(car)]}).status_code == 403
-    assert outsider.post(url(dataset, ids[0], "/submit")).status_code == 403
+    assert outsider.post(api(dataset, ids[0], "/submit"), json={}).status_code == 403
     assert db.session.scalar(db.select(db.func.count(Annotation.id))) == 0
 
 
@@ -247,6 +243,15 @@ def test_the_canvas_saves_with_the_csrf_header_from_the_page_and_not_without(app
     refused = browser.put(url(dataset, image_id, "/annotations"), json=body, headers={"Accept": "application/json"})
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "csrf_failed"
     assert browser.put(url(dataset, image_id, "/annotations"), json=body, headers=headers).status_code == 200
+    # The API routes of the page's config take the same cookie and header, and refuse a write without it.
+    urls = config_of(page)["urls"]
+    refused = browser.post(urls["submit"], json={"revision": 1}, headers={"Accept": "application/json"})
+    assert refused.status_code in (400, 403) and refused.get_json()["error"]["code"] == "csrf_failed"
+    assert db.session.get(Image, image_id).state == ImageState.in_progress
+    assert browser.get(urls["history"]).get_json()["items"][0]["number"] == 1
+    assert browser.post(f"{urls['history']}/1/restore", headers=headers).get_json()["revision"] == 2
+    submitted = browser.post(urls["submit"], json={"revision": 2}, headers=headers)
+    assert submitted.status_code == 200 and submitted.get_json()["state"] == "accepted"
 
 
 # ---- autosaves fold into one revision ------------------------------------------------------
@@ -263,9 +268,8 @@ def test_autosaves_in_a_row_by_one_person_are_one_revision_with_the_final_conten
         response = autosave(client, dataset, ids[0], i, [box(car, x=1 + i)])
         assert response.status_code == 200 and response.get_json()["revision"] == i + 1  # every save still moves the counter
     assert revision_rows(ids[0]) == [(saves, "save", owner.id, [saves])]
-    html = client.get(url(dataset, ids[0], "/history"), headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert re.findall(r'<li class="[^"]*" data-revision="(\d+)"', html) == [str(saves)]
-    assert client.get(url(dataset, ids[0], "/annotations")).get_json()["annotations"][0]["geometry"]["x"] == saves
+    assert history_numbers(client, dataset, ids[0]) == [saves]
+    assert client.get(api(dataset, ids[0], "/annotations")).get_json()["annotations"][0]["geometry"]["x"] == saves
 
 
 def test_a_save_by_someone_else_in_between_keeps_the_revisions_apart(client, new_client, scene, owner):
@@ -338,9 +342,9 @@ def test_submit_and_restore_make_their_own_revisions_and_saves_do_not_fold_into_
     dataset, ids, car, _ = scene
     autosave(client, dataset, ids[0], 0, [box(car, x=1)])
     autosave(client, dataset, ids[0], 1, [box(car, x=2)])
-    assert client.post(url(dataset, ids[0], "/submit"), json={"revision": 2}).status_code == 200
+    assert client.post(api(dataset, ids[0], "/submit"), json={"revision": 2}).status_code == 200
     assert autosave(client, dataset, ids[0], 3, [box(car, x=4)]).status_code == 200  # a reviewer-like fix after submit
-    assert client.post(url(dataset, ids[0], "/history/2/restore")).status_code == 200
+    assert client.post(api(dataset, ids[0], "/history/2/restore")).status_code == 200
     assert autosave(client, dataset, ids[0], 5, [box(car, x=6)]).status_code == 200
     assert autosave(client, dataset, ids[0], 6, [box(car, x=7)]).status_code == 200
     assert revision_rows(ids[0]) == [

@@ -121,14 +121,6 @@ def own_upload(w: World, user: User | None, with_file: bool = False) -> int:
     return upload.id
 
 
-def saved_revision(w: World) -> int:
-    """A revision of the world's image to restore (the owner saves it empty)."""
-    from services.annotations import replace_annotations
-
-    image = db.session.get(Image, w.image_id)
-    return replace_annotations(image, w.owner, [], image.revision)["revision"]
-
-
 def own_token(w: World, user: User | None) -> int:
     if user is None:
         return w.token_id
@@ -256,13 +248,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("images.thumbnail", "GET"): Route(lambda w, u: (img(w, "/thumbnail"), {}), image_viewers(200)),
     ("images.file", "GET"): Route(lambda w, u: (img(w, "/file"), {}), image_viewers(200)),
     ("labeling.show", "GET"): Route(lambda w, u: (img(w, "/label"), {}), image_viewers(200)),
-    ("labeling.annotations", "GET"): Route(lambda w, u: (img(w, "/annotations"), {}), image_viewers(200)),
     # image:annotate: reviewers and up; the matrix's labeler has no assignment, so sees no image.
     ("labeling.save", "PUT"): Route(lambda w, u: (img(w, "/annotations"), {"revision": 0, "annotations": []}), image_viewers(200)),
-    ("labeling.submit", "POST"): Route(lambda w, u: (img(w, "/submit"), {}), image_viewers(200)),
-    ("labeling.skip", "POST"): Route(lambda w, u: (img(w, "/skip"), {}), image_viewers(200)),
-    ("labeling.history", "GET"): Route(lambda w, u: (img(w, "/history"), {}), image_viewers(200)),
-    ("labeling.restore", "POST"): Route(lambda w, u: (img(w, f"/history/{saved_revision(w)}/restore"), {}), image_viewers(200)),
     ("labeling.preview", "GET"): Route(lambda w, u: (img(w, "/preview"), {}), image_viewers(200)),
     ("labeling.region", "GET"): Route(lambda w, u: (img(w, "/region?x=0&y=0&width=32&height=24&scale=0.5"), {}), image_viewers(200)),
     ("uploads.new", "GET"): Route(lambda w, u: (ds(w, "/upload/"), {}), managers(200)),

@@ -11,3 +11,12 @@ export function el(name, attrs) {
 export function toast(message) {
   if (window.loupeToast) window.loupeToast(message);
 }
+
+/** The page's CSRF token (base.html puts it on <body> for htmx); every write sends it as X-CSRFToken. */
+export function csrfToken() {
+  try {
+    return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+  } catch (e) {
+    return "";
+  }
+}

@@ -7,6 +7,7 @@ import { buildTools } from "./editing.js";
 import { initKeyboard } from "./keyboard.js";
 import { initPanels } from "./panels.js";
 import { initPointer } from "./pointer.js";
+import { initRevisions } from "./revisions.js";
 import { configure, state, view } from "./state.js";
 import { initStore, load, payload, revision, saving } from "./store.js";
 import { fit, initViewport, shownRegion } from "./viewport.js";
@@ -26,6 +27,7 @@ function init() {
   fit();
   render();
   load();
+  initRevisions();
   // For tests and the console: the editor's state, read-only.
   window.loupeLabeling = {
     get annotations() { return payload(); },

@@ -1,7 +1,9 @@
 // The server's copy of the annotations: load, autosave with retry, the conflict bar, submit and
 // skip. Work not yet saved is also kept in localStorage, so a closed tab or a crash loses nothing.
+// Everything but the autosave goes through the JSON API (/api/v1) with the session cookie; the
+// autosave has a route of its own that folds a person's saves into one revision.
 import { render } from "./canvas.js";
-import { $, toast } from "./dom.js";
+import { $, csrfToken, toast } from "./dom.js";
 import { clone } from "./geometry.js";
 import { replaceAnnotations } from "./history.js";
 import { cfg, fitToLabel, nextKey, state } from "./state.js";
@@ -21,7 +23,6 @@ let retryDelay = 0;
 let conflict = null;
 let saveError = null;
 let finishing = false; // a skip is on its way: no save may overtake or follow it
-let csrf = "";
 let storageKey = "";
 
 const serverIds = new Map(); // annotation key -> the id of its row in the server's latest copy
@@ -116,9 +117,9 @@ async function save() {
   setStatus("saving", "Saving…");
   let response;
   try {
-    response = await fetch(cfg.urls.annotations, {
+    response = await fetch(cfg.urls.save, {
       method: "PUT",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
       body: JSON.stringify({ revision: base, annotations: payload() }),
       credentials: "same-origin",
     });
@@ -261,6 +262,11 @@ async function reloadFromServer() {
     toast("Could not reload the annotations; reload the page.");
     return;
   }
+  adopt(data);
+}
+
+/** Show the server's copy ({revision, state, annotations}) in place of the editor's, which stays one undo away. */
+export function adopt(data) {
   replaceAnnotations(fromServer(data.annotations));
   base = data.revision;
   state.selected = -1;
@@ -305,7 +311,7 @@ export async function finish(action) {
   try {
     response = await fetch(cfg.urls[action], {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
       body: JSON.stringify({ revision: base }),
       credentials: "same-origin",
     });
@@ -344,11 +350,6 @@ function resumeSaving() {
 export function initStore() {
   // Per person: on a shared browser, one person's unsaved work must not be saved under another's name.
   storageKey = `loupe:annotations:${cfg.user_id}:${cfg.dataset_id}:${cfg.image_id}`;
-  try {
-    csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
-  } catch (e) {
-    csrf = "";
-  }
   $("conflict-reload").addEventListener("click", () => resolveConflict(false));
   $("conflict-keep").addEventListener("click", () => resolveConflict(true));
   const submit = $("lb-submit");
@@ -359,7 +360,5 @@ export function initStore() {
     const link = $(id);
     if (link) link.addEventListener("click", (e) => go(cfg.urls[dir], e));
   }
-  // The history panel's Restore saved a new revision on the server.
-  document.body.addEventListener("annotationsRestored", reloadFromServer);
   window.addEventListener("online", () => retryDelay && scheduleSave(0));
 }
