@@ -246,6 +246,11 @@ def test_classify_an_image_with_one_key_press(page, tmp_path):
     page.keyboard.press("Enter")
     page.wait_for_function("() => document.getElementById('lb-state').textContent === 'accepted'")
     page.wait_for_selector("#history-list li[data-revision='3']")
+    # Only earlier saves can be brought back: not the current revision, and not a submit (its
+    # annotations are those of the save before it).
+    restorable = page.locator("#history-list li:has(button:text('Restore'))")
+    assert [restorable.nth(i).get_attribute("data-revision") for i in range(restorable.count())] == ["2", "1"]
+    assert page.locator("#history-list li.current").get_attribute("data-revision") == "3"
 
     # Restore the first revision from the history panel: the canvas shows dog again.
     page.on("dialog", lambda dialog: dialog.accept())
