@@ -65,6 +65,20 @@ def parse_choice(enum_class, value, field: str, what: str):
         raise Invalid(f"Unknown {what} {value!r}; use one of {allowed}", details={"field": field}) from None
 
 
+# What a form or query value may say for a flag (an unticked form field sends nothing, or "").
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def parse_flag(value, field: str) -> bool:
+    """True or false from JSON (a bool) or a form or query value ("true", "1", "on", ...), or
+    Invalid naming the field."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
+        return value.strip().lower() in TRUE
+    raise Invalid(f"{field} must be true or false", details={"field": field})
+
+
 # What an id or count column holds: BIGINT, and INTEGER for the ids of most tables on PostgreSQL
 # (models.base.BigId is the exception). A wider number fails the query instead of matching nothing.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

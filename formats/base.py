@@ -319,9 +319,15 @@ class Parsed:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (where, why): lines or files that could not be read
 
 
+def added_by_archiver(parts) -> bool:
+    """Whether a path (its parts) is a file an archiver or a file manager adds beside the data:
+    macOS's __MACOSX/ and ._ files, .DS_Store and other dot files and folders, Windows' Thumbs.db."""
+    names = [part for part in parts if part not in ("", ".", "..")]  # "./a.jpg" is a.jpg; ".." is refused elsewhere
+    return bool(names) and (names[-1] == "Thumbs.db" or any(name.startswith(".") or name == "__MACOSX" for name in names))
+
+
 def hidden(root: Path, path: Path) -> bool:
-    """A file an archiver adds beside the data (macOS's __MACOSX/ and ._ files, .DS_Store, dot folders)."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(root).parts)
+    return added_by_archiver(path.relative_to(root).parts)
 
 
 def data_files(root: Path, *suffixes: str) -> list[Path]:

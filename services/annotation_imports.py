@@ -28,7 +28,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import select
 
-from core.errors import Conflict, Invalid, is_finite_number
+from core.errors import Conflict, Invalid, is_finite_number, parse_flag
 from core.extensions import db
 from core.files import clean_file_name
 from core.storage import get_storage
@@ -44,7 +44,6 @@ from services.shapes import GEOMETRY_KEYS, POINT_SHAPES, from_fraction, from_per
 
 KINDS = ("annotations",)
 COORDINATES = ("pixel", "percent")
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 MAX_NAME = 255
 
 
@@ -79,13 +78,11 @@ def parse_options(values) -> ImportOptions:
         threshold = math.nan
     if not (is_finite_number(threshold) and 0 <= threshold <= 1):
         raise Invalid(f"score_threshold must be a number from 0 to 1, not {raw[:40]!r}", details={"field": "score_threshold"})
-    flag = (values.get("predictions") or "").strip().lower()
-    if flag not in TRUE + FALSE:
-        raise Invalid(f"predictions must be true or false, not {flag[:40]!r}", details={"field": "predictions"})
     coordinates = (values.get("coordinates") or "pixel").strip()
     if coordinates not in COORDINATES:
         raise Invalid(f"coordinates must be one of {', '.join(COORDINATES)}, not {coordinates[:40]!r}", details={"field": "coordinates"})
-    return ImportOptions(format=fmt.KEY, score_threshold=threshold, predictions=flag in TRUE, coordinates=coordinates)
+    predictions = parse_flag(values.get("predictions", ""), "predictions")
+    return ImportOptions(format=fmt.KEY, score_threshold=threshold, predictions=predictions, coordinates=coordinates)
 
 
 def upload_key(token: str, name: str) -> str:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
-from core.errors import INT32_MAX, INT64_MAX, Conflict, Gone, Invalid, LoupeError, parse_int
+from core.errors import INT32_MAX, INT64_MAX, Conflict, Gone, Invalid, LoupeError, parse_flag, parse_int
 from core.extensions import db
 from formats import EXPORTS
 from formats.base import ExportOptions
@@ -35,7 +35,6 @@ URL_EXPIRY_S = (60, 30 * 24 * 3600)
 # Options every format takes: which images and labels (the source), not how the file is written.
 SOURCE_OPTIONS = ("format", "version", "split", "state", "label_ids", "image_ids", "tagmap")
 FORMAT_OPTIONS = tuple(f.name for f in fields(ExportOptions) if f.name != "format")
-TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
 class ExportMismatch(LoupeError):
@@ -127,14 +126,6 @@ def _ids(raw, field: str, limit: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys(_int(value, field, 1, limit) for value in _items(raw, field)))
 
 
-def _bool(raw, field: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.strip().lower() in TRUE + FALSE:
-        return raw.strip().lower() in TRUE
-    raise _refuse(field, f"{field} must be true or false")
-
-
 def parse_tagmap(raw) -> dict[str, str]:
     """`from:to,from:to` (or a JSON object) -> {from: to}; a malformed entry is refused, saying which."""
     if raw is None or raw == "":
@@ -212,7 +203,7 @@ def parse_request(dataset: Dataset, raw: dict) -> ExportRequest:
         values["yolo_shapes"] = _choices(raw["yolo_shapes"], "yolo_shapes", YOLO_SHAPES)[0]
     for name in ("full_path", "include_images", "masks"):
         if name in raw and raw[name] is not None:
-            values[name] = _bool(raw[name], name)
+            values[name] = parse_flag(raw[name], name)
     for name in ("test", "validation"):
         if _given(raw, name):
             values[name] = _int(raw[name], name, 0, 100)

@@ -20,7 +20,7 @@ from core.errors import LoupeError
 from core.extensions import db
 from core.storage import get_storage
 from formats import IMPORTS
-from formats.base import NotThisFormat
+from formats.base import NotThisFormat, added_by_archiver
 from models import Dataset, Image, ImportItem, ImportItemStatus, User
 from services import annotation_imports as service
 from services import images as image_service
@@ -29,7 +29,6 @@ from workers.runtime import app_context, job_run
 
 CHUNK = 200
 MAX_ENTRIES = 200_000
-IGNORED = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 
 
 class ImportRefused(LoupeError):
@@ -163,7 +162,7 @@ def _unpack(key: str, root: Path) -> None:
         limit = current_app.config["LOUPE_MAX_EXTRACT_MB"] << 20
         try:
             with zipfile.ZipFile(local) as archive:
-                entries = [info for info in archive.infolist() if not info.is_dir() and not _ignored(info.filename)]
+                entries = [info for info in archive.infolist() if not info.is_dir() and not added_by_archiver(info.filename.split("/"))]
                 if len(entries) > MAX_ENTRIES:
                     raise ImportRefused(f"The ZIP holds {len(entries):,} files; at most {MAX_ENTRIES:,} are imported at once")
                 written = 0
@@ -181,10 +180,6 @@ def _unpack(key: str, root: Path) -> None:
             raise ImportRefused(f"The ZIP cannot be read: {exc}") from None
     finally:
         local.unlink(missing_ok=True)
-
-
-def _ignored(name: str) -> bool:
-    return name.startswith(IGNORED[0]) or posixpath.basename(name) in IGNORED[1:]
 
 
 def _inside(root: Path, name: str) -> Path:
