@@ -13,11 +13,12 @@ from services.accounts import user_for_token
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints import admin, auth, datasets, exports, images, imports, jobs, labeling, labels, profile, signed_files, splits, uploads, versions
+    from blueprints import admin, auth, datasets, exports, images, imports, jobs, labeling, labels, profile, reviews, sampling, signed_files, splits, tasks, uploads, versions, workforces
     from blueprints.api import API_BLUEPRINTS
 
-    for module in (auth, datasets, images, uploads, imports, labels, labeling, jobs, profile, admin, signed_files, exports, versions, splits):
+    for module in (auth, datasets, images, uploads, imports, labels, labeling, jobs, profile, admin, signed_files, exports, versions, splits, reviews, workforces, sampling, tasks):
         app.register_blueprint(module.bp)
+    app.register_blueprint(tasks.work_bp)
     for bp in API_BLUEPRINTS:
         csrf.exempt(bp)  # _api_user checks CSRF itself, on cookie-authenticated writes only
         openapi.register_blueprint(bp)

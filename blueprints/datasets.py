@@ -3,11 +3,13 @@
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from blueprints import workforces
 from core.errors import INT32_MAX, Conflict, Forbidden, Invalid, LoupeError, parse_int
-from core.htmx import hx_redirect, is_htmx, render
+from core.htmx import fragment, hx_redirect, is_htmx, render
 from core.permissions import requires
 from models import DatasetType, Role
 from services import datasets as service
+from services import team_stats
 from services.jobs import dataset_status, recent_jobs
 
 bp = Blueprint("datasets", __name__, url_prefix="/datasets")
@@ -58,8 +60,17 @@ def create():
 def _overview(dataset, status_code: int = 200, **extra):
     return render_template(
         "datasets/show.html", dataset=dataset, stats=service.stats(dataset, current_user), status=dataset_status(dataset),
-        jobs=recent_jobs(current_user, dataset, limit=10), members=service.list_members(dataset), roles=list(Role), **extra,
+        jobs=recent_jobs(current_user, dataset, limit=10), members=service.list_members(dataset), roles=list(Role),
+        **workforces.dataset_section(dataset), **extra,
     ), status_code
+
+
+@bp.get("/<int:dataset_id>/team-stats")
+@requires("dataset:view")
+def team_statistics(dataset):
+    """The overview's labeling-task card, loaded after the page: its figures aggregate every
+    assignment of the dataset's tasks, which a big task makes slow, and the page must not wait."""
+    return fragment("partials/team_stats/_dataset_card.html", dataset=dataset, team_stats=team_stats.dataset_team_stats(dataset, current_user))
 
 
 @bp.get("/<int:dataset_id>")

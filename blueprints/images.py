@@ -8,11 +8,13 @@ from core.errors import INT32_MAX, Forbidden, Invalid, parse_int
 from core.extensions import db
 from core.files import send_object, send_original
 from core.htmx import fragment, is_htmx, render
-from core.permissions import requires
+from core.permissions import requires, sees_all_images
 from models import Image, ImageState, Split
 from services import bulk as bulk_service
+from services import datasets as dataset_service
 from services import grid_labeling
 from services import images as service
+from services import tasks as task_service
 
 # Filtered grids count at most this many matches ("1,000+"): an exact count of a broad filter
 # over a million rows would cost more than the page itself.
@@ -55,6 +57,7 @@ def index(dataset):
     return render(
         "images/index.html", partial, **context,
         splits=list(Split), states=list(ImageState), folders=service.folders_of(dataset, current_user), tags=service.list_tags(dataset, current_user),
+        tasks=task_service.tasks_of(dataset, current_user), assignees=dataset_service.list_members(dataset) if sees_all_images(current_user, dataset) else [],
     )
 
 

@@ -9,13 +9,17 @@ Writes need the CSRF header that base.html puts on <body>.
 from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from flask_login import current_user
 
-from core.errors import Invalid
+from core.errors import INT32_MAX, Invalid, parse_int
+from core.extensions import db
 from core.files import send_object
-from core.permissions import can, requires
-from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES
+from core.permissions import assigned_repetition, can, requires
+from models import SHAPES_BY_TYPE, SINGLE_TAG_TYPES, ImageState, LabelingTask
 from services import annotations as annotation_service
 from services import navigation
 from services import regions as region_service
+from services import repetition as repetition_service
+from services import reviews as review_service
+from services import tasks as task_service
 from services.images import ImageFilter
 
 # Writes need "image:annotate" (SPEC section 4: labelers only on assigned images, until accepted).
@@ -75,7 +79,56 @@ def show(dataset, image):
         "preview_side": region_service.PREVIEW_SIDE, "region_max": region_service.MAX_SIDE,
         "position": place.position.place, "total": place.position.total, "position_exact": place.position.exact,
     }
-    return render_template("labeling/page.html", dataset=dataset, image=image, config=config, urls=urls, filtered=f.active)
+    _in_workflow(dataset, image, user, config, urls)
+    rejection = review_service.latest_rejection(image) if image.state == ImageState.rejected else None
+    versions = repetition_service.versions_of(image) if config.get("review") else None
+    return render_template(
+        "labeling/page.html", dataset=dataset, image=image, config=config, urls=urls, filtered=f.active, rejection=rejection,
+        versions=versions if versions and versions["versions"] else None, labels_by_id={label["id"]: label for label in config["labels"]},
+    )
+
+
+def _task_arg(dataset) -> LabelingTask | None:
+    """The task of `?task_id=` when it is one of the dataset's (anything else: no task)."""
+    try:
+        task_id = parse_int(request.args.get("task_id", ""), INT32_MAX)
+    except ValueError:
+        return None
+    task = db.session.get(LabelingTask, task_id)
+    return task if task is not None and task.dataset_id == dataset.id else None
+
+
+def _in_workflow(dataset, image, user, config: dict, urls: dict) -> None:
+    """The canvas in a labeler's task queue (?task_id=) or in review mode (?review=1): what it shows,
+    and where it goes after a submit or a verdict (the next open image, the next one to review)."""
+    task = _task_arg(dataset)
+    if request.args.get("review") and can(user, "dataset:review", dataset):
+        task_arg = {"task_id": task.id} if task else {}
+        config["review"] = {
+            "waiting": image.state == ImageState.to_review,
+            "verdict": url_for("api-reviews.decide", dataset_id=dataset.id, image_id=image.id),
+            "next": url_for("reviews.start", dataset_id=dataset.id, **task_arg),
+            "queue": url_for("reviews.index", dataset_id=dataset.id, **task_arg),
+        }
+        urls["next"] = config["review"]["next"]
+        return
+    # The repetition of the image's task for this user came with the URL's one query (load_user).
+    turn = repetition_service.versioned_turn(image, user) if (assigned_repetition(user, image) or 0) > 1 else None
+    if turn is not None:
+        # Their own version, never the image's shared annotations (services/repetition.py).
+        task = db.session.get(LabelingTask, turn.task_id)
+        ids = {"task_id": task.id, "image_id": image.id}
+        urls.update(
+            annotations=url_for("api-task.show_version", **ids), save=url_for("api-task.save_version", **ids),
+            submit=url_for("api-task.submit_version", **ids), skip=url_for("api-task.skip_version", **ids), history=None,
+        )
+        config["version"] = True
+    if task is not None and can(user, "task:work", task):
+        config["task"] = {
+            "id": task.id, "name": task.name, **task_service.place_in_queue(task, user, image),
+            "later": url_for("api-task.later", task_id=task.id), "start": url_for("work.start", task_id=task.id),
+        }
+        urls["next"] = config["task"]["start"]
 
 
 @bp.put("/annotations")

@@ -5,16 +5,34 @@ lists are scoped with `visible_datasets()` / `visible_images()`. A user who may 
 gets 404 rather than 403, so its existence does not leak.
 """
 
+from dataclasses import dataclass
 from functools import wraps
 from typing import Callable
 
 from flask import has_request_context, request
 from flask_login import current_user
-from sqlalchemy import bindparam, exists, or_, select
+from sqlalchemy import bindparam, case, exists, func, or_, select
 
 from core.errors import Forbidden, NotFound
 from core.extensions import db
-from models import Assignment, Dataset, DatasetMember, Export, Image, ImageState, Job, Role, User
+from models import (
+    AcceptanceSample,
+    Assignment,
+    Dataset,
+    DatasetMember,
+    DatasetWorkforce,
+    Export,
+    Image,
+    ImageState,
+    Job,
+    LabelingTask,
+    Role,
+    TaskMember,
+    User,
+    Workforce,
+    WorkforceMember,
+    WorkforceRole,
+)
 
 Rule = Callable[[User, object], bool]
 
@@ -31,8 +49,29 @@ def _request_memo(name: str) -> dict:
     return memo.setdefault(name, {})
 
 
+# The dataset role a workforce attached to a dataset gives each of its team roles there.
+TEAM_ROLES = {WorkforceRole.labeler: Role.labeler, WorkforceRole.reviewer: Role.reviewer, WorkforceRole.team_admin: Role.manager}
+
+
+def _team_roles_query():
+    """The team roles the user (bound `user_id`) holds on the dataset (correlated) through attached workforces."""
+    return (
+        select(WorkforceMember.role)
+        .join(DatasetWorkforce, DatasetWorkforce.workforce_id == WorkforceMember.workforce_id)
+        .where(WorkforceMember.user_id == bindparam("user_id"), DatasetWorkforce.dataset_id == Dataset.id)
+    )
+
+
+def strongest_role(member_role: Role | str | None, team_roles) -> Role | None:
+    """The one role a person holds: the strongest of their own membership and what their workforces give."""
+    roles = [Role(member_role)] if member_role else []
+    roles += [TEAM_ROLES[WorkforceRole(team_role)] for team_role in team_roles if team_role]
+    return max(roles, key=lambda role: role.rank) if roles else None
+
+
 def role_of(user: User, dataset: Dataset) -> Role | None:
-    """The user's role on the dataset; the membership is memoised per request (`_load` reads it with the dataset)."""
+    """The user's role on the dataset: ownership, their membership, or the roles their workforces
+    attached to the dataset give (the strongest). Memoised per request (`_load` reads it with the dataset)."""
     if not user.is_authenticated:
         return None
     if dataset.owner_id == user.id:
@@ -40,9 +79,11 @@ def role_of(user: User, dataset: Dataset) -> Role | None:
     cache = _request_memo("roles")
     key = (user.id, dataset.id)
     if key not in cache:
-        cache[key] = db.session.scalar(
+        member_role = db.session.scalar(
             select(DatasetMember.role).where(DatasetMember.dataset_id == dataset.id, DatasetMember.user_id == user.id)
         )
+        team_roles = db.session.scalars(_team_roles_query().where(Dataset.id == dataset.id), {"user_id": user.id}).all()
+        cache[key] = strongest_role(member_role, team_roles)
     return cache[key]
 
 
@@ -55,7 +96,11 @@ def forget_roles(dataset: Dataset) -> None:
 
 
 def _dataset_of(obj) -> Dataset:
-    return obj if isinstance(obj, Dataset) else obj.dataset if isinstance(obj, Job) else db.session.get(Dataset, obj.dataset_id)
+    if isinstance(obj, Dataset):
+        return obj
+    if isinstance(obj, AcceptanceSample):
+        obj = db.session.get(LabelingTask, obj.task_id)
+    return obj.dataset if isinstance(obj, Job) else db.session.get(Dataset, obj.dataset_id)
 
 
 def is_admin(user: User, obj=None) -> bool:
@@ -81,15 +126,28 @@ def sees_whole_dataset(user: User, dataset: Dataset) -> bool:
     return sees_dataset(user, dataset) and sees_all_images(user, dataset)
 
 
-def is_assigned(user: User, image: Image) -> bool:
-    """Whether the image is assigned to the user, memoised per request (viewing and annotating both ask)."""
+def _repetition_query(image_id, user_id):
+    """The repetition of the task in which the image is the user's (NULL: it is not theirs)."""
+    return (
+        select(func.max(LabelingTask.repetition))
+        .where(Assignment.image_id == image_id, Assignment.labeler_id == user_id, Assignment.task_id == LabelingTask.id)
+        .scalar_subquery()
+    )
+
+
+def assigned_repetition(user: User, image: Image) -> int | None:
+    """None unless a task gives the image to the user; else that task's repetition (above 1: the user
+    labels a version of their own, services/repetition.py). Memoised per request: viewing, annotating
+    and saving all ask, and `load_user` reads it with the URL's image."""
     cache = _request_memo("assigned")
     key = (user.id, image.id)
     if key not in cache:
-        cache[key] = bool(
-            db.session.scalar(select(exists().where(Assignment.image_id == image.id, Assignment.labeler_id == user.id)))
-        )
+        cache[key] = db.session.scalar(select(_repetition_query(image.id, user.id)))
     return cache[key]
+
+
+def is_assigned(user: User, image: Image) -> bool:
+    return assigned_repetition(user, image) is not None
 
 
 def sees_image(user: User, image: Image) -> bool:
@@ -124,6 +182,40 @@ def annotatable(user: User, dataset: Dataset, images: list[Image]) -> set[int]:
     return {i.id for i in images if i.id in assigned and i.state != ImageState.accepted}
 
 
+def works_on_task(user: User, task: LabelingTask) -> bool:
+    """Whether the task hands images to the user."""
+    return bool(db.session.scalar(select(exists().where(TaskMember.task_id == task.id, TaskMember.user_id == user.id))))
+
+
+def sees_task(user: User, task: LabelingTask) -> bool:
+    """Reviewers and up see every task of the dataset; a labeler the tasks they work on."""
+    return role_at_least(Role.reviewer)(user, task) or (sees_dataset(user, _dataset_of(task)) and works_on_task(user, task))
+
+
+def _workforce_role(user: User, workforce: Workforce) -> WorkforceRole | None:
+    role = db.session.scalar(
+        select(WorkforceMember.role).where(WorkforceMember.workforce_id == workforce.id, WorkforceMember.user_id == user.id)
+    )
+    return WorkforceRole(role) if role else None
+
+
+def sees_workforce(user: User, workforce: Workforce) -> bool:
+    return is_admin(user) or workforce.created_by_id == user.id or _workforce_role(user, workforce) is not None
+
+
+def manages_workforce(user: User, workforce: Workforce) -> bool:
+    return is_admin(user) or workforce.created_by_id == user.id or _workforce_role(user, workforce) == WorkforceRole.team_admin
+
+
+def manages_any_dataset(user: User, obj=None) -> bool:
+    """Site admins, and whoever owns or manages a dataset, make workforces (SPEC section 4)."""
+    if is_admin(user):
+        return True
+    managed = exists().where(DatasetMember.user_id == user.id, DatasetMember.role.in_([Role.manager, Role.owner]))
+    owned = exists().where(Dataset.owner_id == user.id)
+    return bool(db.session.scalar(select(or_(owned, managed))))
+
+
 def owns_job_or(rule: Rule) -> Rule:
     def check(user: User, job: Job) -> bool:
         if is_admin(user) or job.user_id == user.id:
@@ -142,11 +234,22 @@ SCOPES: dict[str, Rule] = {
     "dataset:labels": role_at_least(Role.manager),
     "dataset:export": role_at_least(Role.manager),
     "dataset:review": role_at_least(Role.reviewer),
+    "dataset:tasks": role_at_least(Role.manager),  # create, reassign, delete labeling tasks
+    "dataset:sampling": role_at_least(Role.owner),  # acceptance sampling verdicts
     "image:view": sees_image,
     "image:annotate": annotates,
     "job:view": owns_job_or(sees_whole_dataset),
     "job:cancel": owns_job_or(role_at_least(Role.manager)),
     "export:view": role_at_least(Role.manager),  # an export and its file: whoever may export the dataset
+    "task:view": sees_task,
+    "task:work": works_on_task,  # ask the task for one's next image, put an image back ("Later")
+    "task:manage": role_at_least(Role.manager),
+    "task:sampling": role_at_least(Role.owner),  # draw and list a task's acceptance samples
+    "sample:view": role_at_least(Role.owner),
+    "sample:decide": role_at_least(Role.owner),
+    "workforce:view": sees_workforce,
+    "workforce:manage": manages_workforce,  # members, invites, attaching to datasets
+    "workforces:create": manages_any_dataset,
     "users:manage": is_admin,
 }
 
@@ -156,6 +259,28 @@ def can(user: User, scope: str, obj=None) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     return SCOPES[scope](user, obj)
+
+
+@dataclass(frozen=True)
+class UrlObject:
+    """An object a URL names by id: `requires()` loads it, and 404s unless `visible` allows the user to see it."""
+
+    param: str  # the URL parameter, e.g. task_id
+    name: str  # the view's keyword argument, and the noun of the scopes checked on it
+    model: type
+    visible: str  # the scope that must allow the user to see it
+    parent: str | None = None  # a column that must match the URL's dataset, when the URL names one
+
+
+# Every URL object but the dataset and its image, which `_dataset_and_image` reads in one query
+# with the user. A new route naming a new kind of object adds one row here.
+URL_OBJECTS = (
+    UrlObject("export_id", "export", Export, "dataset:view"),
+    UrlObject("job_id", "job", Job, "job:view"),
+    UrlObject("task_id", "task", LabelingTask, "task:view", parent="dataset_id"),
+    UrlObject("sample_id", "sample", AcceptanceSample, "sample:view"),
+    UrlObject("workforce_id", "workforce", Workforce, "workforce:view"),
+)
 
 
 def _load(view_args: dict, user: User) -> dict:
@@ -171,16 +296,16 @@ def _load(view_args: dict, user: User) -> dict:
             if image is None or not can(user, "image:view", image):
                 raise NotFound(f"Image {image_id} not found")
             loaded["image"] = image
-    if "export_id" in view_args:
-        export = db.session.get(Export, view_args.pop("export_id"))
-        if export is None or not can(user, "dataset:view", db.session.get(Dataset, export.dataset_id)):
-            raise NotFound("Export not found")
-        loaded["export"] = export
-    if "job_id" in view_args:
-        job = db.session.get(Job, view_args.pop("job_id"))
-        if job is None or not can(user, "job:view", job):
-            raise NotFound("Job not found")
-        loaded["job"] = job
+    for url_object in URL_OBJECTS:
+        if url_object.param not in view_args:
+            continue
+        obj = db.session.get(url_object.model, view_args.pop(url_object.param))
+        in_dataset = url_object.parent is None or "dataset" not in loaded or getattr(obj, url_object.parent, None) == loaded["dataset"].id
+        # A dataset scope is asked of the object's dataset (an export is seen by whoever sees its dataset).
+        seen = obj is not None and can(user, url_object.visible, _dataset_of(obj) if url_object.visible.startswith("dataset:") else obj)
+        if not in_dataset or not seen:
+            raise NotFound(f"{url_object.name.capitalize()} not found")
+        loaded[url_object.name] = obj
     return loaded
 
 
@@ -209,8 +334,11 @@ def load_user(user_id: int) -> User | None:
 
 def _user_and_url_query(with_image: bool):
     """The query of `_read_user_and_url`, its values bound at execution (user_id, dataset_id, image_id)."""
+    # The strongest team role (or NULL), so the row stays one row.
+    strength = case({team_role: TEAM_ROLES[team_role].rank for team_role in WorkforceRole}, value=WorkforceMember.role)
+    team_roles = _team_roles_query().order_by(strength.desc()).limit(1).scalar_subquery()
     query = (
-        select(User, Dataset, DatasetMember.role)
+        select(User, Dataset, DatasetMember.role, team_roles)
         .select_from(User)
         .outerjoin(Dataset, Dataset.id == bindparam("dataset_id"))
         .outerjoin(DatasetMember, (DatasetMember.dataset_id == Dataset.id) & (DatasetMember.user_id == User.id))
@@ -218,8 +346,9 @@ def _user_and_url_query(with_image: bool):
     )
     if not with_image:
         return query
-    assigned = exists().where(Assignment.image_id == Image.id, Assignment.labeler_id == User.id)
-    return query.outerjoin(Image, (Image.id == bindparam("image_id")) & (Image.dataset_id == Dataset.id)).add_columns(Image, assigned)
+    return query.outerjoin(Image, (Image.id == bindparam("image_id")) & (Image.dataset_id == Dataset.id)).add_columns(
+        Image, _repetition_query(Image.id, User.id)
+    )
 
 
 # Built once: building this query and its cache key cost more than running it, on every request.
@@ -235,11 +364,11 @@ def _read_user_and_url(user_id: int, dataset_id: int, image_id: int | None) -> t
     ).one_or_none()
     if row is None:
         return None, None, None
-    user, dataset, image = row[0], row[1], row[3] if with_image else None
+    user, dataset, image = row[0], row[1], row[4] if with_image else None
     if dataset is not None:
-        _request_memo("roles")[(user_id, dataset.id)] = row[2]
+        _request_memo("roles")[(user_id, dataset.id)] = strongest_role(row[2], [row[3]])
     if image is not None:
-        _request_memo("assigned")[(user_id, image.id)] = bool(row[4])
+        _request_memo("assigned")[(user_id, image.id)] = row[5]
     _request_memo("url")[(user_id, dataset_id, image_id)] = (dataset, image)
     return user, dataset, image
 
@@ -277,7 +406,16 @@ def visible_datasets(query, user: User):
     if is_admin(user):
         return query
     member = exists().where(DatasetMember.dataset_id == Dataset.id, DatasetMember.user_id == user.id)
-    return query.where(or_(Dataset.owner_id == user.id, Dataset.public, member))
+    team = exists(_team_roles_query().params(user_id=user.id))
+    return query.where(or_(Dataset.owner_id == user.id, Dataset.public, member, team))
+
+
+def visible_workforces(query, user: User):
+    """Scope a Workforce query to what the user may see: sees_workforce() for many."""
+    if is_admin(user):
+        return query
+    member = exists().where(WorkforceMember.workforce_id == Workforce.id, WorkforceMember.user_id == user.id)
+    return query.where(or_(Workforce.created_by_id == user.id, member))
 
 
 def sees_all_images(user: User, dataset: Dataset) -> bool:

@@ -5,7 +5,10 @@ from models.dataset import SHAPES, SHAPES_BY_TYPE, SINGLE_TAG_TYPES, Dataset, Da
 from models.image import Folder, Image, ImageState, ImageTag, Split, Tag
 from models.jobs import ImportItem, ImportItemStatus, Job, JobStatus, Upload
 from models.label import Label
-from models.team import Assignment, AssignmentState, LabelingTask, Workforce, WorkforceMember, WorkforceRole
+from models.team import (
+    AcceptanceSample, Assignment, AssignmentState, DatasetWorkforce, LabelingTask, SampleItem, SampleOutcome, TaskMember,
+    TaskStrategy, Workforce, WorkforceInvite, WorkforceMember, WorkforceRole,
+)
 from models.user import ApiToken, User
 from models.version import Export, Version, VersionImage
 
@@ -15,4 +18,5 @@ __all__ = [
     "DatasetType", "Export", "Folder", "Image", "ImageState", "ImageTag", "ImportItem", "ImportItemStatus",
     "Job", "JobStatus", "Label", "LabelingTask", "Review", "Role", "Split", "Tag", "Upload",
     "User", "Verdict", "Version", "VersionImage", "Workforce", "WorkforceMember", "WorkforceRole", "AssignmentState",
+    "AcceptanceSample", "DatasetWorkforce", "SampleItem", "SampleOutcome", "TaskMember", "TaskStrategy", "WorkforceInvite",
 ]

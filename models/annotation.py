@@ -54,4 +54,8 @@ class Review(db.Model):
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     verdict: Mapped[Verdict] = mapped_column(db.Enum(Verdict, native_enum=False, length=10))
     comment: Mapped[str] = mapped_column(Text, default="")
+    # The annotation revision the verdict was given on (its history entry).
+    revision: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_review_reviewer", "reviewer_id", "created_at"),)

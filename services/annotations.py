@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.errors import Conflict, Invalid, NotFound, is_finite_number, is_int
 from core.extensions import db
+from core.permissions import assigned_repetition, role_of
 from models import (
     SHAPES_BY_TYPE,
     SINGLE_TAG_TYPES,
@@ -27,6 +28,8 @@ from models import (
     ImageState,
     Label,
     LabelingTask,
+    Review,
+    Role,
     User,
 )
 from models.base import utcnow
@@ -288,6 +291,7 @@ def _insert(image: Image, rows: list[dict]) -> list[dict]:
 def _store(
     image: Image, user: User, action: str, next_state: Callable[[Image], ImageState], based_on_revision: int | None,
     records: list[dict] | None = None, keep_authors: bool = False, hand_in: bool = False, fold: bool = False,
+    before_commit: Callable[[Image], None] | None = None,
 ) -> dict:
     """The one way annotations change: claim the revision, replace the rows, move the state, record
     the revision, keep the counters, commit. Returns what was saved, as `get_annotations()` would.
@@ -297,6 +301,8 @@ def _store(
         records: the new annotations (validated); None keeps the current ones (a bare submit).
         hand_in: mark the user's assignment of the image as submitted.
         fold: a save that may fold into the same person's previous one (services/revisions.py).
+        before_commit: more writes of the change (a review's row), run on the image after its
+            revision is recorded, in the same transaction: they commit or roll back with it.
     """
     _claim(image, based_on_revision)
     try:
@@ -316,6 +322,8 @@ def _store(
         image.state = state
         fold_within = timedelta(seconds=current_app.config["LOUPE_REVISION_FOLD_S"]) if fold else None
         record_revision(image, user.id, action, snapshot_of(rows), fold_within)
+        if before_commit is not None:
+            before_commit(image)
         saved = {"revision": image.revision, "state": state.value, "annotations": rows}
         # Counters last, with nothing but the commit after them: every save of the dataset updates
         # its row, so hold that lock the least time (the bench's saves queue on it).
@@ -369,6 +377,7 @@ def replace_annotations(image: Image, user: User, annotations, based_on_revision
             services/revisions.py). Only a change based on a revision folds: a blind replace
             did not see what it replaced.
     """
+    _refuse_shared_write(image, user)
     if based_on_revision is not None:
         _check_revision_number(based_on_revision)
         # A stale revision is the answer even when the change is also invalid: the person must reload
@@ -401,20 +410,36 @@ def _submitted_state(image: Image) -> ImageState:
     return lifecycle.after(lifecycle.SUBMIT, image.state, review_required=needs_review(image))
 
 
+def _refuse_shared_write(image: Image, user: User) -> None:
+    """A labeler of a task that repeats images labels a version of their own (services/repetition.py),
+    never the image's shared annotations, which the reviewer makes of the versions."""
+    if user.is_admin or role_of(user, db.session.get(Dataset, image.dataset_id)) != Role.labeler:
+        return
+    if (assigned_repetition(user, image) or 0) > 1:
+        raise Conflict("In this task each labeler labels a version of their own: save it through the task", code="versioned")
+
+
 def _mark_assignment(image: Image, user: User) -> None:
-    db.session.execute(
-        update(Assignment).where(Assignment.image_id == image.id, Assignment.labeler_id == user.id)
+    """Mark the user's open turn at the image handed in. A labeler holds the image only through
+    that turn: when a manager has just moved it to someone else, their hand-in is refused."""
+    marked = db.session.execute(
+        update(Assignment)
+        .where(Assignment.image_id == image.id, Assignment.labeler_id == user.id, Assignment.state == AssignmentState.assigned)
         .values(state=AssignmentState.submitted, submitted_at=utcnow())
-    )
+    ).rowcount
+    if not marked and not user.is_admin and role_of(user, db.session.get(Dataset, image.dataset_id)) == Role.labeler:
+        raise Conflict("This image is no longer assigned to you; a manager gave it to someone else", code="not_assigned")
 
 
 def submit(image: Image, user: User, based_on_revision=None) -> dict:
     """Hand the image in: to review, or accepted when its task needs no review."""
+    _refuse_shared_write(image, user)
     return _store(image, user, "submit", _submitted_state, based_on_revision, hand_in=True)
 
 
 def skip(image: Image, user: User, based_on_revision=None) -> dict:
     """Submit the image with no annotations (nothing to label on it)."""
+    _refuse_shared_write(image, user)
     return _store(image, user, "skip", _submitted_state, based_on_revision, records=[], hand_in=True)
 
 
@@ -422,7 +447,8 @@ def skip(image: Image, user: User, based_on_revision=None) -> dict:
 
 
 def history(image: Image, before: int | None = None, limit: int = HISTORY_PAGE) -> list[dict]:
-    """The image's revisions, newest first: who did what, when, and how many annotations it left."""
+    """The image's revisions, newest first: who did what, when, and how many annotations it left;
+    a reviewer's verdict (accept, reject) carries its comment."""
     query = select(AnnotationRevision).where(AnnotationRevision.image_id == image.id)
     if before is not None and not is_int(before):
         raise Invalid(f"before must be a revision number, not {str(before)[:24]}", details={"field": "before"})
@@ -430,10 +456,19 @@ def history(image: Image, before: int | None = None, limit: int = HISTORY_PAGE) 
         query = query.where(AnnotationRevision.number < before)
     revisions = db.session.scalars(query.order_by(AnnotationRevision.number.desc()).limit(min(max(limit, 1), HISTORY_PAGE))).all()
     authors = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_({r.author_id for r in revisions if r.author_id})))}
+    # A verdict is recorded as a revision of its own, its Review row naming that revision's number.
+    reviews = {
+        number: (verdict, comment) for number, verdict, comment in db.session.execute(
+            select(Review.revision, Review.verdict, Review.comment)
+            .where(Review.image_id == image.id, Review.revision.in_([r.number for r in revisions]))
+        )
+    } if revisions else {}
     return [
         {
             "number": r.number, "author": _person(authors.get(r.author_id)), "action": r.action, "created_at": r.created_at,
             "saved_at": r.saved_at, "state": r.state, "annotation_count": len(r.annotations or []),
+            "verdict": reviews[r.number][0].value if r.number in reviews else None,
+            "comment": reviews[r.number][1] if r.number in reviews else None,
         }
         for r in revisions
     ]
@@ -444,6 +479,7 @@ def restore(image: Image, user: User, number: int) -> dict:
 
     Annotations whose label was deleted since are dropped and listed under `dropped`.
     """
+    _refuse_shared_write(image, user)
     revision = db.session.scalar(
         select(AnnotationRevision).where(AnnotationRevision.image_id == image.id, AnnotationRevision.number == number)
     )

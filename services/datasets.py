@@ -6,12 +6,13 @@ from sqlalchemy import func, select
 
 from core.errors import Conflict, Forbidden, Invalid, NotFound, parse_choice
 from core.extensions import db
-from core.permissions import can, forget_roles, sees_all_images, visible_datasets, visible_images
-from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, Role, User
+from core.permissions import can, forget_roles, role_of, sees_all_images, visible_datasets, visible_images
+from models import Annotation, Dataset, DatasetMember, DatasetType, Image, ImageState, Job, Label, LabelingTask, Role, User
 from services.job_kinds import DELETE_DATASET, REFRESH_COUNTERS
 from services.jobs import start_job
 from services.images import recount_tags
 from services.labels import recount_labels
+from services.tasks import hand_back
 
 SORTS = {"name": Dataset.name, "created_at": Dataset.created_at, "image_count": Dataset.image_count}
 MAX_NAME = 200
@@ -215,6 +216,11 @@ def remove_member(dataset: Dataset, member_id: int, *, by: User) -> None:
     if current == Role.owner:
         _hand_over_ownership(dataset, member.user)
     db.session.delete(member)
+    db.session.flush()
+    forget_roles(dataset)
+    # Left with no role there (an attached workforce may still give one), they hand their open images back.
+    if role_of(member.user, dataset) is None:
+        hand_back(member.user_id, db.session.scalars(select(LabelingTask.id).where(LabelingTask.dataset_id == dataset.id)).all())
     db.session.commit()
     forget_roles(dataset)
 

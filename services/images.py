@@ -18,6 +18,7 @@ from core.permissions import sees_all_images, visible_images
 from core.storage import TooLarge, get_storage
 from models import (
     Annotation,
+    Assignment,
     Dataset,
     Folder,
     Image,
@@ -209,6 +210,8 @@ class ImageFilter:
     folder: str = ""
     search: str = ""
     tag: str = ""
+    assignee: str = ""  # a user id: the images of theirs in a task; "none": in a task, held by nobody
+    task_id: str = ""  # the images of one labeling task
     after: int = 0
     limit: int = PAGE
 
@@ -217,6 +220,11 @@ class ImageFilter:
             parse_split(self.split)
         if self.state:
             parse_state(self.state)
+        for name in ("assignee", "task_id"):
+            value = getattr(self, name)
+            if value and not (value.isdigit() and len(value) <= 10) and not (name == "assignee" and value == "none"):
+                what = "a user id, or none" if name == "assignee" else "a task id"
+                raise Invalid(f"{name} must be {what}", details={"field": name})
         if not 1 <= self.limit <= PAGE:
             raise Invalid(f"limit must be between 1 and {PAGE}", details={"field": "limit"})
         if self.after < 0:
@@ -233,12 +241,16 @@ class ImageFilter:
             raise Invalid("cursor and limit must be whole numbers") from None
         return cls(
             split=args.get("split", ""), state=args.get("state", ""), folder=args.get("folder", ""),
-            search=args.get("search", "").strip(), tag=args.get("tag", ""), after=after, limit=limit,
+            search=args.get("search", "").strip(), tag=args.get("tag", ""),
+            assignee=str(args.get("assignee", "")).strip(), task_id=str(args.get("task_id", "")).strip(), after=after, limit=limit,
         ).validate()
 
     def args(self) -> dict:
         """The filters as query arguments (empty ones left out), for links to more of the same."""
-        values = {"split": self.split, "state": self.state, "folder": self.folder, "search": self.search, "tag": self.tag}
+        values = {
+            "split": self.split, "state": self.state, "folder": self.folder, "search": self.search, "tag": self.tag,
+            "assignee": self.assignee, "task_id": self.task_id,
+        }
         return {k: v for k, v in values.items() if v}
 
     @property
@@ -266,6 +278,13 @@ def filtered_query(dataset: Dataset, user: User, f: ImageFilter):
         query = query.where(Image.file_name.ilike(pattern, escape="\\"))
     if f.tag:
         query = query.where(exists().where(ImageTag.image_id == Image.id, ImageTag.tag_id == Tag.id, Tag.name == f.tag, Tag.dataset_id == dataset.id))
+    if f.assignee or f.task_id:
+        turn = [Assignment.image_id == Image.id]
+        if f.assignee:
+            turn.append(Assignment.labeler_id.is_(None) if f.assignee == "none" else Assignment.labeler_id == int(f.assignee))
+        if f.task_id:
+            turn.append(Assignment.task_id == int(f.task_id))
+        query = query.where(exists().where(*turn))
     return query
 
 

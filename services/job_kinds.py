@@ -51,8 +51,11 @@ CLEANUP_EXPORTS = JobKind("cleanup_exports", "workers.exports.cleanup_expired", 
 # Two people releasing at once get two versions (V001 and V002), each numbered before its job starts.
 RELEASE_VERSION = JobKind("release_version", "workers.versions.release_version", "datasets", None, ALLOW)
 AUTO_SPLIT = JobKind("auto_split", "workers.splits.auto_split", "datasets", None, SAME_ARGS)
+BUILD_TASK = JobKind("build_task", "workers.tasks.build_task", "datasets", None, SAME_ARGS)
+# A failed acceptance sample's lot back to review; asked again while it runs, the same job.
+SEND_BACK_LOT = JobKind("send_back_lot", "workers.sampling.send_back_lot", "datasets", None, SAME_ARGS)
 
 KINDS = {kind.key: kind for kind in (
     IMPORT, IMPORT_ANNOTATIONS, DELETE_DATASET, REFRESH_COUNTERS, REFRESH_LABEL_COUNTERS, DELETE_LABEL, MERGE_LABELS, BULK_EDIT,
-    EXPORT, CLEANUP_EXPORTS, RELEASE_VERSION, AUTO_SPLIT,
+    EXPORT, CLEANUP_EXPORTS, RELEASE_VERSION, AUTO_SPLIT, BUILD_TASK, SEND_BACK_LOT,
 )}

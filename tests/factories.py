@@ -10,7 +10,7 @@ from werkzeug.security import generate_password_hash
 
 from core.extensions import db
 from core.storage import get_storage
-from models import Assignment, Dataset, DatasetMember, Image, LabelingTask, Role, User
+from models import Assignment, Dataset, DatasetMember, Image, LabelingTask, Role, TaskMember, User
 from models.image import thumbnail_key_for
 from services import imaging
 from services.accounts import create_token
@@ -48,9 +48,11 @@ def add_member(dataset: Dataset, user: User, role: str) -> None:
 
 
 def assign(dataset: Dataset, image_id: int, labeler: User) -> None:
-    task = LabelingTask(dataset_id=dataset.id, name="task")
+    """Give the labeler the image in a task of its own (services/tasks.py builds real ones by a job)."""
+    task = LabelingTask(dataset_id=dataset.id, name="task", complete=True, image_count=1)
     db.session.add(task)
     db.session.flush()
+    db.session.add(TaskMember(task_id=task.id, user_id=labeler.id))
     db.session.add(Assignment(task_id=task.id, image_id=image_id, labeler_id=labeler.id))
     db.session.commit()
 

@@ -1,10 +1,13 @@
 """The JSON API under /api/v1 (flask-smorest blueprints; OpenAPI generated from them)."""
 
-from blueprints.api import accounts, annotations, datasets, exports, images, imports, jobs, labels, splits, tags, versions
+from blueprints.api import (
+    accounts, annotations, datasets, exports, images, imports, jobs, labels, reviews, sampling, splits, stats, tags, tasks, versions, workforces,
+)
 from blueprints.api.schemas import ErrorSchema, whole_number_bounds
 from core.extensions import api
 
-API_BLUEPRINTS = [accounts.bp, datasets.bp, images.bp, jobs.bp, labels.bp, annotations.bp, tags.bp, exports.bp, versions.bp, splits.bp, imports.bp]
+API_BLUEPRINTS = [accounts.bp, datasets.bp, images.bp, jobs.bp, labels.bp, annotations.bp, tags.bp, exports.bp, versions.bp, splits.bp, imports.bp, tasks.bp, tasks.task_bp, tasks.repetition_bp, reviews.bp, workforces.bp,
+                 stats.bp, sampling.task_bp, sampling.bp]
 
 TOKEN_SCHEME = {
     "type": "apiKey",

@@ -90,11 +90,13 @@ class PersonSchema(Schema):
 class RevisionSchema(Schema):
     number = fields.Integer()
     author = fields.Nested(PersonSchema, allow_none=True)
-    action = fields.String(metadata={"enum": ["save", "submit", "skip", "restore"]})
+    action = fields.String(metadata={"enum": ["save", "submit", "skip", "restore", "import", "accept", "reject"]})
     created_at = Timestamp()
     saved_at = Timestamp(metadata={"description": "The last save in this revision: the canvas's autosaves within a couple of minutes fold into one"})
     state = fields.String(allow_none=True)
     annotation_count = fields.Integer()
+    verdict = fields.String(allow_none=True, metadata={"enum": ["accept", "reject", None], "description": "A reviewer's verdict, on accept and reject"})
+    comment = fields.String(allow_none=True, metadata={"description": "The reviewer's comment, with a verdict"})
 
 
 class HistorySchema(Schema):

@@ -7,10 +7,12 @@ from blueprints.api.base import Blueprint, Extended, starts_deletion
 from blueprints.api.labels import as_seen
 from blueprints.api.schemas import (
     DatasetCreateArgs, DatasetListArgs, DatasetPageSchema, DatasetSchema, DatasetUpdateArgs, JobSchema,
-    MemberArgs, MemberSchema, StatsSchema,
+    MemberArgs, MemberSchema,
 )
+from blueprints.api.stats import DatasetStatsSchema
 from core.permissions import requires
 from services import datasets as service
+from services import team_stats
 
 bp = Blueprint("api-datasets", __name__, url_prefix="/api/v1/datasets", description="Datasets, their counters and members")
 
@@ -94,10 +96,10 @@ def refresh_counters(dataset):
 
 @bp.get("/<int:dataset_id>/stats")
 @requires("dataset:view")
-@bp.response(200, StatsSchema)
+@bp.response(200, DatasetStatsSchema)
 def stats(dataset):
-    """Image counts in all, by state and by split."""
-    return service.stats(dataset, current_user)
+    """Image counts in all, by state and by split; the labeling tasks' and members' statistics."""
+    return {**service.stats(dataset, current_user), **team_stats.dataset_team_stats(dataset, current_user)}
 
 
 @bp.get("/<int:dataset_id>/members")

@@ -323,6 +323,8 @@ class ImageListArgs(Schema):
     folder = fields.String()
     tag = fields.String()
     search = fields.String(metadata={"description": "Part of the file name"})
+    assignee = fields.String(metadata={"pattern": r"^([0-9]{1,10}|none)$", "description": "A user id: the images a task gives them; none: handed back, held by nobody"})
+    task_id = fields.String(metadata={"pattern": r"^[0-9]{1,10}$", "description": "The images of one labeling task"})
     limit = fields.Integer(metadata={"minimum": 1, "maximum": PAGE})
     cursor = fields.Integer(metadata={"minimum": 0, "description": "The next_cursor of the previous page"})
 

@@ -42,7 +42,7 @@
     const offer = grid.querySelector("#select-matching");
     const more = grid.querySelector(".sentinel") !== null || Number(total?.dataset.total || 0) > boxes.length;
     if (offer) offer.hidden = all || !more || !boxes.length || n < boxes.length;
-    grid.querySelectorAll("[data-bulk]").forEach((b) => (b.disabled = n === 0 && !all));
+    grid.querySelectorAll("[data-bulk], [data-bulk-link]").forEach((b) => (b.disabled = n === 0 && !all));
     grid.querySelectorAll(".tile").forEach((t) => t.classList.toggle("selected", t.querySelector("input:checked") !== null));
   }
   function selectAll(grid, checked) {
@@ -61,6 +61,14 @@
       boxesOf(grid).forEach((b) => (b.checked = true));
       setAllMatching(grid, true);
       updateCount(grid);
+      return;
+    }
+    // A form of its own for the selection ("Add to task"): the filter, or the selected ids.
+    const link = event.target.closest("[data-bulk-link]");
+    if (link) {
+      const url = new URL(link.dataset.bulkLink, window.location.href);
+      if (!allMatching(grid)) url.search = new URLSearchParams({ image_ids: boxesOf(grid).filter((b) => b.checked).map((b) => b.value).join(",") });
+      window.location.href = url.toString();
       return;
     }
     const bulkButton = event.target.closest("[data-bulk]");

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.extensions import db
+from services.tasks import reopen
 from models import (
     SHAPES,
     SHAPES_BY_TYPE,
@@ -352,7 +353,9 @@ def test_rejected_image_fixed_and_resubmitted_goes_back_to_review(client, s):
     headers = token_for(labeler)
     put(client, s, headers, [ann(s.cat)], 0)
     client.post(f"{s.url}/submit", headers=headers)
+    # What a reviewer's reject does (services/reviews.py): the state, and the labeler's turn reopened.
     s.image.state = ImageState.rejected
+    reopen(s.image.id)
     db.session.commit()
     assert put(client, s, headers, [ann(s.cat), ann(s.dog)], 2).get_json()["state"] == "rejected"
     assert client.post(f"{s.url}/submit", headers=headers).get_json()["state"] == "to_review"

@@ -102,7 +102,12 @@ def test_dataset_counters_count_only_the_images_the_role_sees(client, scene):
     [listed] = [d for d in client.get("/api/v1/datasets", headers=headers).get_json()["items"] if d["id"] == scene.dataset.id]
     assert {key: listed[key] for key in expected(scene)["counters"]} == expected(scene)["counters"]
     stats = client.get(f"/api/v1/datasets/{scene.dataset.id}/stats", headers=headers).get_json()
+    team = {key: stats.pop(key) for key in ("tasks", "members")}
     assert stats == expected(scene)["stats"]
+    # The team's figures (tests/team_stats) are scoped too: a labeler's rows are their own.
+    if not scene.sees_all:
+        assert {m["user_id"] for m in team["members"]} <= {scene.user.id}
+        assert all({m["user_id"] for m in t["members"]} <= {scene.user.id} for t in team["tasks"])
 
 
 def test_a_labeler_sees_only_the_jobs_they_started(client, scene):

@@ -15,6 +15,7 @@ from core.permissions import SCOPES
 from services.accounts import create_token, revoke_token
 from tests.factories import assign, image_bytes, token_for
 from tests.support import actor
+from tests.workforces.support import a_workforce, a_workforce_member, in_team
 
 ROLES = ["admin", "owner", "manager", "reviewer", "labeler", "outsider"]
 
@@ -134,6 +135,104 @@ def a_version(w) -> int:
     return version.id
 
 
+def waiting_for_review(w, body: dict) -> dict:
+    """Put the world's image in to_review, for the review rows; returns the body unchanged."""
+    from models import ImageState
+
+    w.image.state = ImageState.to_review
+    db.session.commit()
+    return body
+
+
+def a_task(w) -> int:
+    """A built task holding the world's image: the labeler's (the matrix assigns them {img} in a task
+    of its own), or else one whose only member is the owner."""
+    from models import Assignment, LabelingTask, TaskMember
+
+    held = db.session.scalar(db.select(Assignment.task_id).where(Assignment.image_id == w.image.id))
+    if held is not None:
+        return held
+    task = LabelingTask(dataset_id=w.dataset.id, name="Matrix", complete=True, image_count=1, created_by_id=w.owner.id)
+    db.session.add(task)
+    db.session.flush()
+    db.session.add(TaskMember(task_id=task.id, user_id=w.owner.id))
+    db.session.add(Assignment(task_id=task.id, image_id=w.image.id, labeler_id=w.owner.id))
+    db.session.commit()
+    return task.id
+
+
+def sampled_task(w) -> int:
+    """A task of the owner's whose one image (the world's) is accepted, for the sampling rows."""
+    from tests.team_stats.support import accepted_task
+
+    return accepted_task(w.dataset, w.owner, [w.image.id], name="Sampled").id
+
+
+def a_sample(w) -> int:
+    """A pending acceptance sample holding the world's image."""
+    from models import LabelingTask
+    from services.sampling import start_sample
+
+    return start_sample(db.session.get(LabelingTask, sampled_task(w)), w.owner, rate=1).id
+
+
+def samplers(ok: int, denied: int = 403) -> dict:  # task:sampling, sample:view / sample:decide: owners and site admins
+    # The labeler does not work on the sampled task, so it does not exist for them.
+    return {**{role: denied for role in ROLES}, "admin": ok, "owner": ok, "labeler": 404, "outsider": 404}
+
+
+def task_member(w) -> int:
+    from models import TaskMember
+
+    return db.session.scalar(db.select(TaskMember.user_id).where(TaskMember.task_id == a_task(w)))
+
+
+def new_dataset_member(w) -> int:
+    from tests.support import member
+
+    return member(w.dataset, "labeler").id
+
+
+def a_repeated_task(w) -> int:
+    """A task with repetition 2 over the world's other image: the owner and every labeler member hold a turn at it."""
+    from models import Assignment, DatasetMember, LabelingTask, Role, TaskMember
+
+    task = LabelingTask(dataset_id=w.dataset.id, name="Twice", repetition=2, complete=True, image_count=1, created_by_id=w.owner.id)
+    db.session.add(task)
+    db.session.flush()
+    labelers = db.session.scalars(db.select(DatasetMember.user_id).where(DatasetMember.dataset_id == w.dataset.id, DatasetMember.role == Role.labeler))
+    for user_id in [w.owner.id, *labelers]:
+        db.session.add(TaskMember(task_id=task.id, user_id=user_id))
+        db.session.add(Assignment(task_id=task.id, image_id=w.other.id, labeler_id=user_id))
+    db.session.commit()
+    return task.id
+
+
+def handed_in_version(w, body: dict) -> dict:
+    """A version of the world's image handed in by the owner, in a task that repeats it, for the keep row."""
+    from models import Assignment, AssignmentState, LabelingTask
+
+    task = LabelingTask(dataset_id=w.dataset.id, name="Kept", repetition=2, complete=True, image_count=1, created_by_id=w.owner.id)
+    db.session.add(task)
+    db.session.flush()
+    db.session.add(Assignment(task_id=task.id, image_id=w.image.id, labeler_id=w.owner.id, state=AssignmentState.submitted, annotations=[]))
+    db.session.commit()
+    return body
+
+
+def task_workers(ok: int) -> dict:  # task:work: the task's members (the owner, or the assigned labeler); others see it or not
+    return {**allowed(ok, "owner", "labeler"), "admin": 403}
+
+
+def reviewers(ok: int) -> dict:  # dataset:review: reviewers and up; a labeler never gives verdicts
+    return allowed(ok, "admin", "owner", "manager", "reviewer")
+
+
+# Workforces: the matrix's dataset roles stand for team roles (tests.workforces.support.in_team).
+def creators(ok: int) -> dict:  # workforces:create: site admins, owners and managers of a dataset; nothing to hide
+    return {**managers(ok), "outsider": 403}
+
+
 @dataclass
 class Row:
     endpoint: str
@@ -205,9 +304,64 @@ ROWS = [
     # Set splits (SPEC section 4): managers and up.
     Row("api-splits.split", "POST", "/api/v1/datasets/{ds}/split", managers(202),
         lambda w, u: {"json": {"train": 80, "validation": 10, "test": 10, "seed": 1}}),
+    # Statistics of a task (the labeler works on {task}: their own row) and its acceptance sampling.
+    Row("api-stats.task_stats", "GET", "/api/v1/tasks/{task}/stats", viewers(200)),
+    Row("api-sampling.create", "POST", "/api/v1/tasks/{stask}/samples", samplers(201), lambda w, u: {"json": {"rate": 1}}),
+    Row("api-sampling.index", "GET", "/api/v1/tasks/{stask}/samples", samplers(200)),
+    # A sample is visible to owners only (sample:view): anyone else is told it does not exist.
+    Row("api-samples.show", "GET", "/api/v1/samples/{sample}", samplers(200, denied=404)),
+    Row("api-samples.decide", "POST", "/api/v1/samples/{sample}/items/{img}", samplers(200, denied=404), lambda w, u: {"json": {"verdict": "accept"}}),
     Row("api-jobs.show", "GET", "/api/v1/jobs/{job}", not_for_labelers(viewers(200))),
     Row("api-jobs.cancel", "POST", "/api/v1/jobs/{job}/cancel", not_for_labelers(managers(200))),
     Row("api-jobs.retry", "POST", "/api/v1/jobs/{job}/retry", not_for_labelers(managers(202)), lambda w, u: failed(w)),
+    # Reviews (SPEC section 4): reviewers and up; the labeler is assigned to {img}, so sees it (403, not 404).
+    Row("api-reviews.decide", "POST", "/api/v1/datasets/{ds}/images/{img}/review", reviewers(200),
+        lambda w, u: waiting_for_review(w, {"json": {"verdict": "reject", "comment": "redo"}})),
+    Row("api-reviews.decide_many", "POST", "/api/v1/datasets/{ds}/reviews", reviewers(200),
+        lambda w, u: waiting_for_review(w, {"json": {"image_ids": [w.image.id], "verdict": "accept"}})),
+    Row("api-reviews.next_image", "GET", "/api/v1/datasets/{ds}/reviews/next", reviewers(200), lambda w, u: waiting_for_review(w, {})),
+    Row("api-reviews.rejection", "GET", "/api/v1/datasets/{ds}/images/{img}/rejection", viewers(200)),
+    # Tasks (SPEC section 4): managers make and change them; everyone who sees the dataset sees its
+    # tasks, a labeler only those they work on; only a task's members ask it for their next image.
+    Row("api-tasks.index", "GET", "/api/v1/datasets/{ds}/tasks", viewers(200)),
+    Row("api-tasks.create", "POST", "/api/v1/datasets/{ds}/tasks", managers(202),
+        lambda w, u: {"json": {"name": "Boxes", "member_ids": [w.owner.id], "image_ids": [w.other.id]}}),
+    Row("api-task.show", "GET", "/api/v1/tasks/{task}", viewers(200)),
+    Row("api-task.delete", "DELETE", "/api/v1/tasks/{task}", managers(204)),
+    Row("api-task.next_image", "GET", "/api/v1/tasks/{task}/next", task_workers(200)),
+    Row("api-task.later", "POST", "/api/v1/tasks/{task}/later", task_workers(200), lambda w, u: {"json": {"image_id": w.image.id}}),
+    Row("api-task.reassign", "POST", "/api/v1/tasks/{task}/reassign", managers(200),
+        lambda w, u: {"json": {"from_member_id": None, "to_member_id": task_member(w)}}),
+    Row("api-task.unassign", "POST", "/api/v1/tasks/{task}/unassign", managers(200), lambda w, u: {"json": {"from_member_id": None}}),
+    Row("api-task.add_member", "POST", "/api/v1/tasks/{task}/members", managers(201), lambda w, u: {"json": {"user_id": new_dataset_member(w)}}),
+    Row("api-task.remove_member", "DELETE", "/api/v1/tasks/{task}/members/{task_member}", managers(200)),
+    # Repetition: a labeler's own version (the task's members), and the reviewer's view of all of them.
+    Row("api-task.show_version", "GET", "/api/v1/tasks/{rtask}/images/{other}/version", task_workers(200)),
+    Row("api-task.save_version", "PUT", "/api/v1/tasks/{rtask}/images/{other}/version", task_workers(200),
+        lambda w, u: {"json": {"revision": 0, "annotations": []}}),
+    Row("api-task.submit_version", "POST", "/api/v1/tasks/{rtask}/images/{other}/version/submit", task_workers(200)),
+    Row("api-task.skip_version", "POST", "/api/v1/tasks/{rtask}/images/{other}/version/skip", task_workers(200)),
+    Row("api-repetition.versions", "GET", "/api/v1/datasets/{ds}/images/{img}/versions", reviewers(200)),
+    Row("api-repetition.keep", "POST", "/api/v1/datasets/{ds}/images/{img}/versions/keep", reviewers(200),
+        lambda w, u: handed_in_version(w, {"json": {"merge": True}})),
+    # Workforces (see TEAM_ROLE_OF): every member sees one, team admins (and its creator) manage it.
+    Row("api-workforces.index", "GET", "/api/v1/workforces", everyone(200), lambda w, u: in_team(w, u)),
+    Row("api-workforces.create", "POST", "/api/v1/workforces", creators(201), lambda w, u: {"json": {"name": "Day shift"}}),
+    Row("api-workforces.show", "GET", "/api/v1/workforces/{wf}", viewers(200), lambda w, u: in_team(w, u)),
+    Row("api-workforces.update", "PATCH", "/api/v1/workforces/{wf}", managers(200), lambda w, u: in_team(w, u, {"json": {"name": "Renamed"}})),
+    Row("api-workforces.delete", "DELETE", "/api/v1/workforces/{wf}", managers(204), lambda w, u: in_team(w, u)),
+    Row("api-workforces.members", "GET", "/api/v1/workforces/{wf}/members", viewers(200), lambda w, u: in_team(w, u)),
+    Row("api-workforces.add_member", "POST", "/api/v1/workforces/{wf}/members", managers(201),
+        lambda w, u: in_team(w, u, {"json": {"email": w.candidate.email, "role": "labeler"}})),
+    Row("api-workforces.update_member", "PATCH", "/api/v1/workforces/{wf}/members/{wf_member}", managers(200),
+        lambda w, u: in_team(w, u, {"json": {"role": "reviewer"}})),
+    Row("api-workforces.remove_member", "DELETE", "/api/v1/workforces/{wf}/members/{wf_member}", managers(204), lambda w, u: in_team(w, u)),
+    Row("api-workforces.create_invite", "POST", "/api/v1/workforces/{wf}/invites", managers(201), lambda w, u: in_team(w, u, {"json": {"hours": 1}})),
+    # A dataset's workforces: dataset:members, and the workforce must be one the caller sees.
+    Row("api-workforces.dataset_workforces", "GET", "/api/v1/datasets/{ds}/workforces", viewers(200), lambda w, u: in_team(w, u, attached=True)),
+    Row("api-workforces.attach", "POST", "/api/v1/datasets/{ds}/workforces", managers(201),
+        lambda w, u: in_team(w, u, {"json": {"workforce_id": a_workforce(w)}})),
+    Row("api-workforces.detach", "DELETE", "/api/v1/datasets/{ds}/workforces/{wf}", managers(204), lambda w, u: in_team(w, u, attached=True)),
 ]
 
 CASES = [pytest.param(row, role, id=f"{row.method} {row.path} as {role}") for row in ROWS for role in ROLES]
@@ -218,8 +372,16 @@ def _path(row: Row, w, token_id: int) -> str:
     member = a_member(w) if "{member}" in row.path else None
     export = an_export(w) if "{export}" in row.path else None
     ver = a_version(w) if "{ver}" in row.path else None
+    task = a_task(w) if "{task}" in row.path else None
+    member_of_task = task_member(w) if "{task_member}" in row.path else None
+    repeated = a_repeated_task(w) if "{rtask}" in row.path else None
+    stask = sampled_task(w) if "{stask}" in row.path else None
+    sample = a_sample(w) if "{sample}" in row.path else None
+    wf = a_workforce(w) if "{wf}" in row.path else None
+    wf_member = a_workforce_member(w) if "{wf_member}" in row.path else None
     return row.path.format(
         ds=w.dataset.id, img=w.image.id, job=w.queued_job.id, token=token_id, lbl=lbl, member=member, export=export, ver=ver,
+        task=task, task_member=member_of_task, stask=stask, sample=sample, wf=wf, wf_member=wf_member, rtask=repeated, other=w.other.id,
     )
 
 
@@ -311,7 +473,7 @@ def test_every_api_route_has_a_row(app_ctx):
 
 
 UNSCOPED = {"api-accounts.me", "api-accounts.list_tokens", "api-accounts.create_token", "api-accounts.revoke_token",
-            "api-datasets.index", "api-datasets.create"}
+            "api-datasets.index", "api-datasets.create", "api-workforces.index"}
 
 
 def test_every_api_route_on_a_dataset_or_job_checks_a_scope(app_ctx):

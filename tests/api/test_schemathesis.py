@@ -26,13 +26,16 @@ from schemathesis.specs.openapi.checks import (
 from core.extensions import db
 from models import DatasetMember, Role, Version
 from services import annotations as annotation_service
+from services import sampling as sampling_service
 from services import exports as export_service
 from services import images as image_service
 from services import labels as label_service
+from services import workforces as workforce_service
 from services.accounts import create_token
 from services.datasets import request_refresh_counters
 from tests.conftest import make_app
 from tests.factories import image_bytes, imported_image, make_dataset, make_user
+from tests.team_stats.support import accepted_task
 
 
 def _document() -> dict:
@@ -64,6 +67,16 @@ BEYOND_THE_SCHEMA = {
     "GET /api/v1/datasets/{dataset_id}/versions/compare": "a and b must be versions of this dataset",
     "POST /api/v1/datasets/{dataset_id}/exports": "the format must take the options sent; labels, images and version of this dataset",
     "GET /api/v1/datasets/{dataset_id}/csv": "test + validation <= 100; the tag map from:to,from:to",
+    "POST /api/v1/datasets/{dataset_id}/images/{image_id}/review": "a rejection needs a comment that is not blank",
+    "POST /api/v1/datasets/{dataset_id}/reviews": "a rejection needs a comment that is not blank",
+    "GET /api/v1/datasets/{dataset_id}/reviews/next": "task_id must be a labeling task of this dataset",
+    "POST /api/v1/tasks/{task_id}/samples": "one pending sample per task at a time",
+    "POST /api/v1/samples/{sample_id}/items/{image_id}": "the image must be in the sample, and a decided sample takes no verdict",
+    "POST /api/v1/datasets/{dataset_id}/tasks": "member_ids of the dataset's members or an attached workforce_id; batch_size only for batch",
+    "POST /api/v1/tasks/{task_id}/reassign": "to_member_id must be a member of the task",
+    "POST /api/v1/tasks/{task_id}/unassign": "from_member_id or image_ids: at least one of the two",
+    "POST /api/v1/tasks/{task_id}/members": "user_id must be a member of the dataset and not yet of the task",
+    "POST /api/v1/datasets/{dataset_id}/images/{image_id}/versions/keep": "labeler_id or merge, of a version handed in",
 }
 
 CHECKS = [
@@ -111,6 +124,12 @@ def fuzz_world(app_ctx, run_jobs) -> FuzzWorld:
     version = Version(dataset_id=dataset.id, number=1, labels=[], stats={}, complete=True, created_by_id=admin.id)
     db.session.add(version)
     db.session.commit()
+    workforce = workforce_service.create_workforce("Fuzzed team", by=admin)
+    workforce_member, _ = workforce_service.add_member(workforce, make_user().email, "labeler")
+    workforce_service.attach(dataset, workforce.id, by=admin)
+    # Not the image at {image_id}: the fuzzer submits and skips that one, which an accepted image refuses.
+    sampled = accepted_task(dataset, admin, [image.id for image in images[1:]], name="Fuzzed task")
+    sample = sampling_service.start_sample(sampled, admin, rate=1)
     _, secret = create_token(admin, "fuzzer")
     spare, _ = create_token(admin, "spare")
     return FuzzWorld(
@@ -118,7 +137,8 @@ def fuzz_world(app_ctx, run_jobs) -> FuzzWorld:
         ids={
             "dataset_id": dataset.id, "image_id": images[0].id, "label_id": cat.id, "job_id": job.id, "token_id": spare.id,
             "member_id": labeler.id, "tag": "sunny", "external_id": "ext-1", "number": 1,
-            "version_id": version.id, "export_id": export.id,
+            "version_id": version.id, "export_id": export.id, "workforce_id": workforce.id, "workforce_member_id": workforce_member.id,
+            "task_id": sampled.id, "sample_id": sample.id, "user_id": admin.id,  # the task's one member
         },
     )
 

@@ -15,6 +15,9 @@ EXPECTED = {
                                                    (S.to_review, None), (S.rejected, None), (S.accepted, None)]},
     **{(lifecycle.SUBMIT, s): a for s, a in [(S.unlabeled, S.to_review), (S.prelabeled, S.to_review), (S.in_progress, S.to_review),
                                               (S.rejected, S.to_review), (S.to_review, None), (S.accepted, None)]},
+    **{(lifecycle.ACCEPT, s): S.accepted if s == S.to_review else None for s in S},
+    **{(lifecycle.REJECT, s): S.rejected if s == S.to_review else None for s in S},
+    **{(lifecycle.SEND_BACK, s): S.to_review if s == S.accepted else None for s in S},
 }
 
 

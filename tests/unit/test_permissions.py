@@ -11,7 +11,7 @@ from core.permissions import (
     visible_datasets,
     visible_images,
 )
-from models import Dataset, Export, Image, Job, JobStatus
+from models import AcceptanceSample, Dataset, Export, Image, Job, JobStatus, LabelingTask, Workforce
 from tests.factories import assign, make_dataset, make_user
 from tests.support import actor, insert_images, member
 
@@ -34,6 +34,17 @@ TABLE = {
     "job:view":        (True,  True,  True,   True,    False,  False),  # a labeler: only jobs they started
     "job:cancel":      (True,  True,  True,   False,   False,  False),
     "export:view":     (True,  True,  True,   False,   False,  False),
+    "dataset:tasks":   (True,  True,  True,   False,   False,  False),
+    "dataset:sampling": (True, True,  False,  False,   False,  False),
+    "task:view":       (True,  True,  True,   True,    False,  False),  # a labeler: the tasks they work on
+    "task:work":       (False, False, False,  False,   False,  False),  # nobody works on it yet
+    "task:manage":     (True,  True,  True,   False,   False,  False),
+    "task:sampling":   (True,  True,  False,  False,   False,  False),
+    "sample:view":     (True,  True,  False,  False,   False,  False),
+    "sample:decide":   (True,  True,  False,  False,   False,  False),
+    "workforce:view":  (True,  True,  False,  False,   False,  False),  # the owner made it; nobody is a member
+    "workforce:manage": (True, True,  False,  False,   False,  False),
+    "workforces:create": (True, True, True,   False,   False,  False),
     "users:manage":    (True,  False, False,  False,   False,  False),
 }
 
@@ -50,8 +61,25 @@ def setting(app_ctx):
 
 
 def target_of(scope: str, dataset: Dataset, image: Image, job: Job):
-    export = Export(dataset_id=dataset.id, format="json")  # whose dataset is all the rule reads
-    return {"dataset": dataset, "image": image, "job": job, "export": export, "users": None}[scope.split(":")[0]]
+    """The object a scope is checked on; for the team's, rows made here (whose dataset or maker is all a rule reads)."""
+    noun = scope.split(":")[0]
+    if noun == "export":
+        return Export(dataset_id=dataset.id, format="json")
+    if noun in ("task", "sample"):
+        task = db.session.scalar(db.select(LabelingTask).where(LabelingTask.dataset_id == dataset.id))
+        if task is None:
+            task = LabelingTask(dataset_id=dataset.id, name="Boxes")
+            db.session.add(task)
+            db.session.commit()
+        return task if noun == "task" else AcceptanceSample(task_id=task.id, rate=0.1)
+    if noun == "workforce":
+        workforce = db.session.scalar(db.select(Workforce).where(Workforce.name == "Team"))
+        if workforce is None:
+            workforce = Workforce(name="Team", created_by_id=dataset.owner_id)
+            db.session.add(workforce)
+            db.session.commit()
+        return workforce
+    return {"dataset": dataset, "image": image, "job": job, "users": None, "workforces": None}[noun]
 
 
 def test_the_table_covers_every_scope():

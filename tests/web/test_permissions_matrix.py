@@ -11,13 +11,14 @@ from typing import Callable
 import pytest
 
 from core.extensions import db
-from models import Dataset, DatasetMember, Image, Job, JobStatus, User
+from models import Dataset, DatasetMember, Image, Job, JobStatus, User, Workforce
 from services import accounts
 from services import images as image_service
 from services.datasets import request_refresh_counters
 from services.jobs import cancel_job
 from tests.factories import PASSWORD, image_bytes, make_dataset, make_user
 from tests.support import actor, location_path, member, sign_in
+from tests.workforces.support import a_workforce, a_workforce_member, in_team
 
 ROLES = ["admin", "owner", "manager", "reviewer", "labeler", "outsider", "anonymous"]
 SIGNED_IN = ROLES[:-1]
@@ -93,6 +94,31 @@ def owners(ok: int) -> dict:  # dataset:manage
 
 def site_admins(ok: int) -> dict:
     return allowed(ok, "admin")
+
+
+def reviewers(ok: int) -> dict:  # dataset:review: reviewers and up; a labeler never gives verdicts
+    return allowed(ok, "admin", "owner", "manager", "reviewer", outsider=404)
+
+
+def task_managers(ok: int) -> dict:  # task:manage, on a task the matrix's labeler does not work on (so cannot see)
+    return {**managers(ok), "labeler": 404}
+
+
+def a_task(w: World) -> int:
+    """A built task of the world's image whose only member is the owner."""
+    from models import Assignment, LabelingTask, TaskMember
+
+    task = LabelingTask(dataset_id=w.dataset.id, name="Matrix", complete=True, image_count=1, created_by_id=w.owner.id)
+    db.session.add(task)
+    db.session.flush()
+    db.session.add(TaskMember(task_id=task.id, user_id=w.owner.id))
+    db.session.add(Assignment(task_id=task.id, image_id=w.image_id, labeler_id=w.owner.id))
+    db.session.commit()
+    return task.id
+
+
+def task_url(w: World, rest: str = "") -> str:
+    return ds(w, f"/tasks/{a_task(w)}{rest}")
 
 
 @dataclass
@@ -194,6 +220,46 @@ def a_version(w: World) -> int:
     return version.id
 
 
+def sampled_task(w: World) -> int:
+    """A task of the owner's whose one image (the world's) is accepted, for the sampling page rows
+    (made once: the anonymous rows ask twice)."""
+    from models import LabelingTask
+    from tests.team_stats.support import accepted_task
+
+    made = db.session.scalar(db.select(LabelingTask.id).where(LabelingTask.dataset_id == w.dataset.id, LabelingTask.name == "Sampled"))
+    return made or accepted_task(w.dataset, w.owner, [w.image_id], name="Sampled").id
+
+
+def sampling_url(w: World, rest: str = "", sample: bool = False) -> str:
+    """The sampling page of a sampled task; with `sample`, of a pending sample holding the world's image."""
+    from models import LabelingTask
+    from services.sampling import start_sample
+
+    from services.sampling import pending_sample
+
+    task_id = sampled_task(w)
+    if sample:
+        task = db.session.get(LabelingTask, task_id)
+        rest = f"/{(pending_sample(task) or start_sample(task, w.owner, rate=1)).id}{rest}"
+    return ds(w, f"/tasks/{task_id}/sampling{rest}")
+
+
+def samplers(ok: int, denied: int = 403) -> dict:  # dataset:sampling, and a sample seen only by them (sample:view)
+    # The labeler does not work on the sampled task, so it does not exist for them.
+    return {**allowed(ok, "admin", "owner", denied=denied, outsider=404), "labeler": 404}
+
+
+def team_url(w: World, rest: str = "") -> str:
+    return f"/workforces/{a_workforce(w)}{rest}"
+
+
+def an_invite(w: World) -> str:
+    """A fresh invite link (its raw token) into the world's workforce."""
+    from services.workforces import create_invite
+
+    return create_invite(db.session.get(Workforce, a_workforce(w)), "labeler", by=w.owner)[1]
+
+
 def jpeg_file() -> dict:
     return {"files": (io.BytesIO(image_bytes(seed=3)), "new.jpg")}
 
@@ -217,6 +283,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("datasets.new", "GET"): Route(lambda w, u: ("/datasets/new", {}), everyone(200)),
     ("datasets.create", "POST"): Route(lambda w, u: ("/datasets/", {"name": "Mine", "type": "classification"}), everyone(303)),
     ("datasets.show", "GET"): Route(lambda w, u: (ds(w), {}), viewers(200)),
+    ("datasets.team_statistics", "GET"): Route(lambda w, u: (ds(w, "/team-stats"), {}), viewers(200)),
     ("datasets.edit", "GET"): Route(lambda w, u: (ds(w, "/settings"), {}), owners(200)),
     ("datasets.update", "POST"): Route(lambda w, u: (ds(w, "/settings"), {"name": "Renamed", "description": ""}), owners(200)),
     ("datasets.archive", "POST"): Route(lambda w, u: (ds(w, "/archive"), {"archived": "1"}), owners(303)),
@@ -302,7 +369,63 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("admin.users", "GET"): Route(lambda w, u: ("/admin/users", {}), site_admins(200)),
     ("admin.create_user", "POST"): Route(lambda w, u: ("/admin/users", {"email": "new@example.com", "password": "a fine password"}), site_admins(200)),
     ("admin.update_user", "POST"): Route(lambda w, u: (f"/admin/users/{w.candidate.id}", {"action": "make_admin"}), site_admins(200)),
+    # Acceptance sampling of a task: owners and site admins.
+    ("sampling.index", "GET"): Route(lambda w, u: (sampling_url(w), {}), samplers(200)),
+    ("sampling.create", "POST"): Route(lambda w, u: (sampling_url(w), {"rate": "1"}), samplers(303)),
+    ("sampling.show", "GET"): Route(lambda w, u: (sampling_url(w, sample=True), {}), samplers(200, denied=404)),
+    ("sampling.decide", "POST"): Route(
+        lambda w, u: (sampling_url(w, f"/items/{w.image_id}", sample=True), {"verdict": "reject"}), samplers(303, denied=404)
+    ),
     ("signed-files.show", "GET"): Route(lambda w, u: (signed_link(w), {}), everyone(200), public=True, anonymous=200),
+    # The Review tab: the queue, "Start reviewing" (to the canvas, or back to the queue when nothing waits), the grid review.
+    ("reviews.index", "GET"): Route(lambda w, u: (ds(w, "/review/"), {}), reviewers(200)),
+    ("reviews.start", "GET"): Route(lambda w, u: (ds(w, "/review/start"), {}), reviewers(303)),
+    ("reviews.grid", "GET"): Route(lambda w, u: (ds(w, "/review/grid"), {}), reviewers(200)),
+    # Tasks: managers make and change them; everyone who sees the dataset sees the task list (a
+    # labeler: the tasks they work on); only a task's members start working on it.
+    ("tasks.index", "GET"): Route(lambda w, u: (ds(w, "/tasks/"), {}), viewers(200)),
+    ("tasks.new", "GET"): Route(lambda w, u: (ds(w, f"/tasks/new?image_ids={w.image_id}"), {}), managers(200)),
+    ("tasks.create", "POST"): Route(
+        lambda w, u: (ds(w, "/tasks/"), {"name": "Boxes", "member_ids": str(w.owner.id), "image_ids": str(w.image_id), "review_required": "on"}),
+        managers(303),
+    ),
+    ("tasks.show", "GET"): Route(lambda w, u: (task_url(w), {}), {**reviewers(200), "labeler": 404}),
+    ("tasks.reassign", "POST"): Route(lambda w, u: (task_url(w, "/reassign"), {"from_member_id": "", "to_member_id": str(w.owner.id)}), task_managers(303)),
+    ("tasks.unassign", "POST"): Route(lambda w, u: (task_url(w, "/unassign"), {"from_member_id": str(w.owner.id)}), task_managers(303)),
+    ("tasks.add_member", "POST"): Route(lambda w, u: (task_url(w, "/members"), {"user_id": str(w.bystander.user_id)}), task_managers(303)),
+    ("tasks.remove_member", "POST"): Route(lambda w, u: (task_url(w, f"/members/{w.owner.id}/delete"), {}), task_managers(303)),
+    ("tasks.delete", "POST"): Route(lambda w, u: (task_url(w, "/delete"), {}), task_managers(303)),
+    ("work.my_work", "GET"): Route(lambda w, u: ("/work", {}), everyone(200)),
+    ("work.start", "GET"): Route(
+        lambda w, u: (f"/tasks/{a_task(w)}/start", {}), {**allowed(303, "owner", outsider=404), "labeler": 404},
+    ),
+    # Workforces (tests.workforces.support.in_team: the dataset roles stand for team roles in the
+    # owner's workforce): every member sees it, its team admins (and its creator) manage it.
+    ("workforces.index", "GET"): Route(lambda w, u: ("/workforces/", in_team(w, u)), everyone(200)),
+    ("workforces.create", "POST"): Route(lambda w, u: ("/workforces/", {"name": "Day shift"}), {**managers(303), "outsider": 403}),
+    ("workforces.show", "GET"): Route(lambda w, u: (team_url(w), in_team(w, u)), viewers(200)),
+    ("workforces.update", "POST"): Route(lambda w, u: (team_url(w), in_team(w, u, {"name": "Renamed"})), managers(303)),
+    ("workforces.delete", "POST"): Route(lambda w, u: (team_url(w, "/delete"), in_team(w, u)), managers(303)),
+    ("workforces.add_member", "POST"): Route(
+        lambda w, u: (team_url(w, "/members"), in_team(w, u, {"email": w.candidate.email, "role": "labeler"})), managers(303)
+    ),
+    ("workforces.update_member", "POST"): Route(
+        lambda w, u: (team_url(w, f"/members/{a_workforce_member(w)}"), in_team(w, u, {"role": "reviewer"})), managers(303)
+    ),
+    ("workforces.remove_member", "POST"): Route(lambda w, u: (team_url(w, f"/members/{a_workforce_member(w)}/delete"), in_team(w, u)), managers(303)),
+    ("workforces.create_invite", "POST"): Route(lambda w, u: (team_url(w, "/invites"), in_team(w, u, {"role": "labeler", "hours": "1"})), managers(201)),
+    # The invite page is public: a sign-up form for anonymous visitors, a join button for the signed in;
+    # the owner made the workforce, so is a member already (409, and the link stays unused).
+    ("workforces.invite", "GET"): Route(lambda w, u: (f"/invites/{an_invite(w)}", {}), everyone(200), public=True, anonymous=200),
+    ("workforces.accept", "POST"): Route(
+        lambda w, u: (f"/invites/{an_invite(w)}", {"email": "joiner@example.com", "display_name": "Joiner", "password": "long enough"}),
+        {**everyone(303), "owner": 409}, public=True, anonymous=303,
+    ),
+    # A dataset's attached workforces: dataset:members, and a workforce the caller sees.
+    ("workforces.attach", "POST"): Route(lambda w, u: (ds(w, "/workforces"), in_team(w, u, {"workforce_id": str(a_workforce(w))})), managers(303)),
+    ("workforces.detach", "POST"): Route(
+        lambda w, u: (ds(w, f"/workforces/{a_workforce(w)}/delete"), in_team(w, u, attached=True)), managers(303)
+    ),
 }
 
 
@@ -358,7 +481,7 @@ def test_route_answers_each_role_with_the_status_the_permission_table_promises(c
         return
     expected = route.anonymous if role == "anonymous" else route.expected[role]
     assert response.status_code == expected, f"{method} {url} as {role}: {response.status_code}\n{body[:500]}"
-    if expected == 404 and endpoint.startswith(("datasets.", "images.", "uploads.", "labeling.")):
+    if expected == 404 and endpoint.startswith(("datasets.", "images.", "uploads.", "labeling.", "reviews.")):
         assert world.dataset.name not in body, "a 404 must not reveal the dataset's name"
 
 

@@ -6,6 +6,7 @@ import { redo, undo } from "./history.js";
 import { cfg, state, TOOL_KEYS, TOOL_NAMES, toolKeyName, tools } from "./state.js";
 import { finish, go } from "./store.js";
 import { fit } from "./viewport.js";
+import { later, openReject, verdict } from "./workflow.js";
 
 function inField(target) {
   return target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
@@ -52,6 +53,19 @@ function onKeyDown(event) {
   if (event.shiftKey && (key === "S" || key === "s")) {
     event.preventDefault();
     return finish("skip");
+  }
+  // Shift+letters no tool takes (a tool moves to Shift+key only when a label takes its key).
+  if (event.shiftKey && (key === "N" || key === "n") && cfg.task) {
+    event.preventDefault();
+    return later();
+  }
+  if (event.shiftKey && (key === "A" || key === "a") && cfg.review) {
+    event.preventDefault();
+    return verdict("accept");
+  }
+  if (event.shiftKey && (key === "R" || key === "r") && cfg.review) {
+    event.preventDefault();
+    return openReject();
   }
   const label = labelForKey(event);
   if (label) {
@@ -120,7 +134,9 @@ function buildHelp() {
     ["→ / ←", "Next / previous image (after saving)"],
     ["Shift+→", "Next unlabeled image of this filter"],
     ["Enter", "Submit"],
-    ["Shift+S", "Skip (submit with no annotations)"],
+    ["Shift+S", "Nothing to label (submit with no annotations)"],
+    ...(cfg.task ? [["Shift+N", "Later: keep the image open, at the end of your queue"]] : []),
+    ...(cfg.review ? [["Shift+A", "Accept (with your corrections)"], ["Shift+R", "Reject, with a comment"]] : []),
   ];
   for (const l of cfg.labels) {
     if (!l.shortcut) continue;

@@ -11,6 +11,7 @@ import { initRevisions } from "./revisions.js";
 import { configure, state, view } from "./state.js";
 import { initStore, load, payload, revision, saving } from "./store.js";
 import { fit, initViewport, shownRegion } from "./viewport.js";
+import { initWorkflow } from "./workflow.js";
 
 function init() {
   const config = $("labeling-config");
@@ -23,6 +24,7 @@ function init() {
   initViewport();
   initKeyboard();
   initPanels();
+  initWorkflow();
 
   fit();
   render();

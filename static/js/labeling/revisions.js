@@ -95,6 +95,7 @@ async function restore(number) {
 }
 
 export function initRevisions() {
+  if (!cfg.urls.history) return; // a labeler's own version of an image has no shared history
   document.body.addEventListener("annotationsSaved", refresh);
   refresh();
 }

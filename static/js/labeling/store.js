@@ -177,7 +177,7 @@ function retry() {
 }
 
 /** Save now and wait for the server to have every change; false when it cannot (offline, conflict). */
-async function flush(timeout = 8000) {
+export async function flush(timeout = 8000) {
   const end = Date.now() + timeout;
   while (Date.now() < end) {
     if (savedSeq === changeSeq) return true;
