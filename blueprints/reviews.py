@@ -14,6 +14,7 @@ from core.permissions import requires
 from services import grid_labeling
 from services import images as image_service
 from services import reviews as service
+from services import tasks as task_service
 
 COUNT_CAP = 1000
 
@@ -42,7 +43,7 @@ def index(dataset):
     """The review queue: how many images wait, per task, and "Start reviewing"."""
     task_id = _task_id(dataset)
     return render(
-        "reviews/index.html", "partials/reviews/_queue.html", dataset=dataset, task_id=task_id, tasks=service.tasks_of(dataset),
+        "reviews/index.html", "partials/reviews/_queue.html", dataset=dataset, task_id=task_id, tasks=task_service.tasks_of(dataset, current_user, newest_first=False),
         waiting=service.count_waiting(dataset, task_id, cap=COUNT_CAP), cap=COUNT_CAP, empty=bool(request.args.get("empty")),
     )
 
@@ -93,7 +94,7 @@ def grid(dataset):
     images, next_cursor = service.review_page(dataset, task_id, after)
     ids = [image.id for image in images]
     context = {
-        "dataset": dataset, "images": images, "next_cursor": next_cursor, "task_id": task_id, "tasks": service.tasks_of(dataset),
+        "dataset": dataset, "images": images, "next_cursor": next_cursor, "task_id": task_id, "tasks": task_service.tasks_of(dataset, current_user, newest_first=False),
         "annotations": grid_labeling.grid_annotations(ids), "image_tags": image_service.tags_by_image(ids),
         "labels_by_id": {label.id: label for label in grid_labeling.palette(dataset)},
         "f": _CanvasLinks(task_id), "selectable": True, "comment_max": service.MAX_COMMENT,

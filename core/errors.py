@@ -62,7 +62,8 @@ def parse_choice(enum_class, value, field: str, what: str):
         return enum_class(value)
     except ValueError:
         allowed = ", ".join(member.value for member in enum_class)
-        raise Invalid(f"Unknown {what} {value!r}; use one of {allowed}", details={"field": field}) from None
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"  # a request may send megabytes
+        raise Invalid(f"Unknown {what} {shown}; use one of {allowed}", details={"field": field}) from None
 
 
 # What a form or query value may say for a flag (an unticked form field sends nothing, or "").

@@ -233,8 +233,3 @@ def count_waiting(dataset: Dataset, task_id=None, cap: int = 1000) -> int:
     task_id = check_task(dataset, task_id)
     bounded = _waiting(dataset, task_id, Image.id).limit(cap + 1).subquery()
     return db.session.scalar(select(func.count()).select_from(bounded))
-
-
-def tasks_of(dataset: Dataset) -> list[LabelingTask]:
-    """The dataset's labeling tasks, to narrow the queue to one."""
-    return list(db.session.scalars(select(LabelingTask).where(LabelingTask.dataset_id == dataset.id).order_by(LabelingTask.id)))

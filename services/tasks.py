@@ -220,9 +220,10 @@ def deal_chunk(task: LabelingTask, labeler_ids: list[int], images, after: int, d
 # ---- reading --------------------------------------------------------------------------------
 
 
-def tasks_of(dataset: Dataset, user: User) -> list[LabelingTask]:
-    """The dataset's tasks the user sees (core.permissions.sees_task), newest first."""
-    query = select(LabelingTask).where(LabelingTask.dataset_id == dataset.id).order_by(LabelingTask.id.desc())
+def tasks_of(dataset: Dataset, user: User, newest_first: bool = True) -> list[LabelingTask]:
+    """The dataset's tasks the user sees (core.permissions.sees_task), newest (or oldest) first."""
+    order = LabelingTask.id.desc() if newest_first else LabelingTask.id
+    query = select(LabelingTask).where(LabelingTask.dataset_id == dataset.id).order_by(order)
     if role_of(user, dataset) == Role.labeler and not user.is_admin:
         query = query.where(exists().where(TaskMember.task_id == LabelingTask.id, TaskMember.user_id == user.id))
     return list(db.session.scalars(query))

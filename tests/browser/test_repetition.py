@@ -7,8 +7,7 @@ import requests
 from core.extensions import db
 from models import Image
 from tests.browser.test_labeling import add_images, add_label, drag, server_annotations, wait_saved
-from tests.browser.test_task_queue import open_canvas
-from tests.browser.test_upload_flow import sign_in
+from tests.browser.test_task_queue import open_canvas, signed_in_page
 from tests.factories import make_dataset, make_user, token_for
 from tests.support import member
 
@@ -27,14 +26,6 @@ def test_two_versions_labeled_apart_then_merged_by_the_reviewer(browser, live_se
     ).json()
     errors = []
 
-    def person(user):
-        context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        sign_in(page, user)
-        return page
-
     def label_version(page, start, end):
         page.goto("/work")
         page.locator("#my-tasks tr[data-task=Twice] a.button").click()  # Start, once the task is built
@@ -48,7 +39,7 @@ def test_two_versions_labeled_apart_then_merged_by_the_reviewer(browser, live_se
         page.locator("#lb-submit").click()
         page.wait_for_url("**/tasks/*/start")
 
-    labeler = person(ana)
+    labeler = signed_in_page(browser, live_server, ana, errors)
     for _ in range(360):  # the worker deals the task out (its process may still be starting)
         if requests.get(f"{live_server}/api/v1/tasks/{task['id']}", headers=token_for(owner), timeout=30).json()["complete"]:
             break
@@ -56,11 +47,11 @@ def test_two_versions_labeled_apart_then_merged_by_the_reviewer(browser, live_se
     label_version(labeler, (60, 150), (180, 215))
     assert server_annotations(image_id) == [], "a version is not the image's annotations"
     assert db.session.get(Image, image_id).state.value == "unlabeled"
-    label_version(person(ben), (250, 40), (310, 100))
+    label_version(signed_in_page(browser, live_server, ben, errors), (250, 40), (310, 100))
     db.session.expire_all()
     assert db.session.get(Image, image_id).state.value == "to_review"
 
-    reviewer = person(owner)
+    reviewer = signed_in_page(browser, live_server, owner, errors)
     reviewer.goto(f"/datasets/{dataset.id}/images/{image_id}/label?review=1")
     open_canvas(reviewer)
     versions = reviewer.locator("#lb-versions")

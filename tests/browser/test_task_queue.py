@@ -18,6 +18,16 @@ def open_canvas(page) -> None:
     page.wait_for_function("() => { const i = document.querySelector('#lb-svg image'); return i && i.getBBox().width === 400; }")
 
 
+def signed_in_page(browser, live_server: str, user, errors: list):
+    """A browser of the user's own (a context of its own, so cookies stay apart), signed in; page errors go to `errors`."""
+    context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, user)
+    return page
+
+
 def states(ids) -> list[str]:
     db.session.commit()
     db.session.expire_all()
@@ -33,16 +43,8 @@ def test_a_task_from_the_grid_worked_through_on_the_canvas_and_sent_back_by_a_re
     rita = member(dataset, "reviewer", name="Rita")
     errors = []
 
-    def person(user):
-        context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        sign_in(page, user)
-        return page
-
     # The manager selects three tiles and makes a task of them for Ana.
-    manager = person(owner)
+    manager = signed_in_page(browser, live_server, owner, errors)
     manager.goto(f"/datasets/{dataset.id}/images/")
     for image_id in ids[:3]:
         manager.locator(f"input[name=image_ids][value='{image_id}']").check()
@@ -58,7 +60,7 @@ def test_a_task_from_the_grid_worked_through_on_the_canvas_and_sent_back_by_a_re
     assert manager.locator(f"#task-members-table tr[data-member='{ana.email}'] .member-open").inner_text() == "3"
 
     # Ana: My work → Start opens her first image, 1 of 3.
-    labeler = person(ana)
+    labeler = signed_in_page(browser, live_server, ana, errors)
     labeler.goto("/work")
     labeler.locator("#my-tasks tr[data-task=Cars]").get_by_role("link", name="Start").click()
     labeler.wait_for_url(f"**/images/{ids[0]}/label?task_id=*")
@@ -88,7 +90,7 @@ def test_a_task_from_the_grid_worked_through_on_the_canvas_and_sent_back_by_a_re
     assert labeler.goto(f"/datasets/{dataset.id}/images/{ids[3]}/label").status == 404
 
     # Rita reviews on the canvas: Start reviewing opens the first image waiting, she rejects it with a comment.
-    reviewer = person(rita)
+    reviewer = signed_in_page(browser, live_server, rita, errors)
     reviewer.goto(f"/datasets/{dataset.id}/review/")
     reviewer.get_by_role("link", name="Start reviewing").click()
     reviewer.wait_for_url(f"**/images/{ids[1]}/label?review=1*")

@@ -9,8 +9,7 @@ import pytest
 from core.extensions import db
 from models import Image, Review
 from tests.browser.test_labeling import add_images, add_label, drag, wait_saved
-from tests.browser.test_task_queue import open_canvas
-from tests.browser.test_upload_flow import sign_in
+from tests.browser.test_task_queue import open_canvas, signed_in_page
 from tests.factories import make_dataset, make_user
 
 pytestmark = pytest.mark.browser
@@ -25,16 +24,8 @@ def test_team_builds_labels_reviews_fixes_samples_and_counts(browser, live_serve
     add_label(dataset, "crane", "1", "box", "#e03131", 0)
     errors = []
 
-    def person(user):
-        context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        sign_in(page, user)
-        return page
-
     # The admin: a workforce with Lara (labeler) and Rex (reviewer), attached to the dataset.
-    boss = person(admin)
+    boss = signed_in_page(browser, live_server, admin, errors)
     boss.click("header nav >> text=Workforces")
     boss.fill("#create-workforce input[name=name]", "Harbour team")
     boss.click("#create-workforce button")
@@ -64,7 +55,7 @@ def test_team_builds_labels_reviews_fixes_samples_and_counts(browser, live_serve
     assert boss.locator("#task-members-table tr[data-member='lara@example.com'] .member-open").inner_text() == "5"
 
     # Lara labels and submits all five, one after the other.
-    labeler = person(lara)
+    labeler = signed_in_page(browser, live_server, lara, errors)
     labeler.goto("/work")
     labeler.locator("#my-tasks tr[data-task=Cranes]").get_by_role("link", name="Start").click()
     for n, image_id in enumerate(ids[:5], start=1):
@@ -80,7 +71,7 @@ def test_team_builds_labels_reviews_fixes_samples_and_counts(browser, live_serve
     assert "Nothing is left for you in Cranes" in labeler.locator("#work-done").inner_text()
 
     # Rex rejects the first with a comment and accepts the other four, by key.
-    reviewer = person(rex)
+    reviewer = signed_in_page(browser, live_server, rex, errors)
     reviewer.goto(f"/datasets/{dataset.id}/review/")
     reviewer.get_by_role("link", name="Start reviewing").click()
     for n, image_id in enumerate(ids[:5]):
